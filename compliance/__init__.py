@@ -1,0 +1,1 @@
+"""Privacy compliance: consent, data-subject requests, retention, breaches, audit."""

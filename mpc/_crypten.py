@@ -1,0 +1,34 @@
+"""The only module that imports CrypTen.
+
+CrypTen 0.4.1 imports ``torch.onnx._internal.registration``, which torch 2.13 moved to
+``torch.onnx._internal.torchscript_exporter.registration``; we register the new module under
+the old name before the first ``import crypten`` (see shared/FACTS.md).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+
+def _install_torch_onnx_shim() -> None:
+    old = "torch.onnx._internal.registration"
+    if old in sys.modules:
+        return
+    try:
+        importlib.import_module(old)
+        return
+    except ImportError:
+        pass
+    new = importlib.import_module("torch.onnx._internal.torchscript_exporter.registration")
+    sys.modules[old] = new
+
+
+_install_torch_onnx_shim()
+
+import crypten  # noqa: E402
+import crypten.communicator as comm  # noqa: E402
+from crypten.mpc.primitives.arithmetic import ArithmeticSharedTensor  # noqa: E402
+from crypten.mpc.provider import ttp_provider  # noqa: E402
+
+__all__ = ["crypten", "comm", "ArithmeticSharedTensor", "ttp_provider"]

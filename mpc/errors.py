@@ -1,0 +1,40 @@
+"""Errors of the secure engine.
+
+The tree::
+
+    SmtError                      (root of every error the product raises; in mpc.errors)
+    +-- ConfigurationError        bad model directory, weights that do not match the config
+    +-- InputError                empty text, text over the maximum length, bad batch
+    +-- ProtocolError             parties disagree (shapes, config), a value left its valid range
+    +-- PartyFailure              a party process exited non-zero, was killed, or timed out
+
+Every message says what went wrong, where, and what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class SmtError(Exception):
+    """Root of every error raised by Secure MPC Transformer."""
+
+
+class ConfigurationError(SmtError):
+    """A model directory, configuration or setting is unusable."""
+
+
+class InputError(SmtError):
+    """An input (text, batch, option) is invalid."""
+
+
+class ProtocolError(SmtError):
+    """The parties disagree or a secure computation left its valid range."""
+
+
+class PartyFailure(SmtError):
+    """A party of an MPC session failed; the message names it and shows its last log lines."""
+
+    def __init__(self, message: str, *, party: str, returncode: int | None, log_tail: str):
+        super().__init__(message)
+        self.party = party
+        self.returncode = returncode
+        self.log_tail = log_tail
