@@ -1,0 +1,317 @@
+"""Breach-notification deadlines per regime: a pure function of the facts of an incident.
+
+Every deadline is an aware ``datetime`` in UTC (``due_at``) plus the IANA zone of the authority
+it is owed to (``tz``), used only to show it.  Where the law counts *elapsed hours* (GDPR
+Art. 33: 72 hours) the deadline is ``aware_at + 72h`` on the UTC time line, so a daylight-saving
+change in between moves the local wall-clock time, never the instant.  Where it counts *days*
+(PDPA, APPI) or *business days* (LGPD) the deadline is the end (23:59:59) of the last day in the
+authority's zone.
+
+Where the law says "without undue delay", "promptly" or "in the most expedient time", there is
+no statutory instant; we set a policy target (:class:`Policy`) and mark it ``statutory=False``
+so that escalation still fires.  Sources: FACTS.md, "Legal deadlines".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+import holidays
+
+from mpc.errors import InputError
+
+
+class Regime(StrEnum):
+    GDPR = "gdpr"
+    PDPA = "pdpa"  # Singapore
+    CALIFORNIA = "california"  # Cal. Civ. Code 1798.82
+    APPI = "appi"  # Japan
+    LGPD = "lgpd"  # Brazil, ANPD Resolution 15/2024
+
+
+class Obligation(StrEnum):
+    AUTHORITY = "authority"  # supervisory authority (APPI: preliminary report)
+    AUTHORITY_FINAL = "authority_final"  # APPI final report
+    SUBJECTS = "subjects"  # the data subjects themselves
+    PUBLIC_NOTICE = "public_notice"  # GDPR Art. 34(3)(c), instead of individual notices
+    ASSESSMENT = "assessment"  # PDPA: finish assessing whether the breach is notifiable
+    ATTORNEY_GENERAL = "attorney_general"  # California: sample notice when > 500 residents
+
+
+class RiskLevel(StrEnum):
+    LOW = "low"  # GDPR: "unlikely to result in a risk"
+    MEDIUM = "medium"
+    HIGH = "high"  # GDPR Art. 34 high risk; PDPA "significant harm"
+
+
+class ExemptionReason(StrEnum):
+    UNLIKELY_RISK = "unlikely_risk"
+    NOT_HIGH_RISK = "not_high_risk"
+    ENCRYPTED = "encrypted"
+    RISK_REMOVED = "risk_removed"
+    DISPROPORTIONATE_EFFORT = "disproportionate_effort"  # replaced by a public notice
+    NOT_NOTIFIABLE = "not_notifiable"
+
+
+REGIME_ALIASES: dict[str, Regime] = {
+    "ccpa": Regime.CALIFORNIA,
+    "cpra": Regime.CALIFORNIA,
+    "ca": Regime.CALIFORNIA,
+    "anpd": Regime.LGPD,
+}
+
+EEA = frozenset(
+    "AT BE BG HR CY CZ DK EE FI FR DE GR IE IT LV LT LU MT NL PL PT RO SK SI ES SE IS LI NO".split()
+)
+
+
+def parse_regime(name: str) -> Regime:
+    key = name.strip().lower()
+    if key in REGIME_ALIASES:
+        return REGIME_ALIASES[key]
+    try:
+        return Regime(key)
+    except ValueError:
+        names = ", ".join(r.value for r in Regime)
+        raise InputError(f"unknown regime {name!r}; use one of {names}") from None
+
+
+def regimes_for_jurisdictions(codes: Iterable[str]) -> frozenset[Regime]:
+    """Regimes that follow from subjects' jurisdictions (ISO 3166 ``FR``, ``US-CA``, ...)."""
+    found: set[Regime] = set()
+    for code in codes:
+        c = code.strip().upper()
+        if c in EEA or c == "EU":
+            found.add(Regime.GDPR)
+        elif c == "SG":
+            found.add(Regime.PDPA)
+        elif c == "US-CA":
+            found.add(Regime.CALIFORNIA)
+        elif c == "JP":
+            found.add(Regime.APPI)
+        elif c == "BR":
+            found.add(Regime.LGPD)
+    return frozenset(found)
+
+
+def assess_risk(likelihood: int, severity: int) -> RiskLevel:
+    """Likelihood x severity, each 1 (negligible) .. 4 (very high): <= 3 low, <= 7 medium."""
+    for name, v in (("likelihood", likelihood), ("severity", severity)):
+        if not 1 <= v <= 4:
+            raise InputError(f"{name} must be between 1 and 4, got {v}")
+    score = likelihood * severity
+    if score <= 3:
+        return RiskLevel.LOW
+    return RiskLevel.MEDIUM if score <= 7 else RiskLevel.HIGH
+
+
+@dataclass(frozen=True, kw_only=True)
+class Policy:
+    """Our targets where the law sets none, and the zone each authority counts days in."""
+
+    undue_delay_hours: int = 72
+    appi_preliminary_days: int = 3  # guidance: "promptly", about 3-5 days
+    pdpa_notifiable_count: int = 500
+    california_ag_count: int = 500
+    appi_reportable_count: int = 1000
+    zones: Mapping[Regime, str] = field(
+        default_factory=lambda: {
+            Regime.GDPR: "Europe/Brussels",
+            Regime.PDPA: "Asia/Singapore",
+            Regime.CALIFORNIA: "America/Los_Angeles",
+            Regime.APPI: "Asia/Tokyo",
+            Regime.LGPD: "America/Sao_Paulo",
+        }
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class BreachFacts:
+    aware_at: datetime
+    regimes: frozenset[Regime]
+    affected: int
+    risk: RiskLevel
+    encrypted: bool = False
+    risk_removed: bool = False
+    disproportionate_effort: bool = False
+    assessed_at: datetime | None = None  # PDPA: when we decided whether it is notifiable
+    unlawful_purpose: bool = False  # APPI: final report within 60 days instead of 30
+    affected_by_regime: Mapping[Regime, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("aware_at", "assessed_at"):
+            value = getattr(self, name)
+            if value is not None and value.utcoffset() is None:
+                raise InputError(f"{name} must carry a time zone (e.g. 2026-10-23T10:00+02:00)")
+        if self.affected < 0:
+            raise InputError("affected must be zero or more")
+
+    def count(self, regime: Regime) -> int:
+        return self.affected_by_regime.get(regime, self.affected)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Deadline:
+    regime: Regime
+    obligation: Obligation
+    due_at: datetime | None  # UTC; None until it can be computed (PDPA before the assessment)
+    statutory: bool
+    basis: str
+    tz: str
+
+    @property
+    def due_local(self) -> datetime | None:
+        return None if self.due_at is None else self.due_at.astimezone(ZoneInfo(self.tz))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Exemption:
+    regime: Regime
+    obligation: Obligation
+    reason: ExemptionReason
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeadlinePlan:
+    deadlines: tuple[Deadline, ...]
+    exemptions: tuple[Exemption, ...]
+
+
+def _end_of_day(day: date, tz: str) -> datetime:
+    return datetime.combine(day, time(23, 59, 59), ZoneInfo(tz)).astimezone(UTC)
+
+
+def _local_date(when: datetime, tz: str) -> date:
+    return when.astimezone(ZoneInfo(tz)).date()
+
+
+def add_business_days(start: date, days: int, country: str, subdiv: str | None = None) -> date:
+    """The *days*-th business day after *start* (weekends and public holidays skipped)."""
+    cal = holidays.country_holidays(
+        country, subdiv=subdiv, years=range(start.year, start.year + 2)
+    )
+    current, left = start, days
+    while left:
+        current += timedelta(days=1)
+        if current.weekday() < 5 and current not in cal:
+            left -= 1
+    return current
+
+
+def compute_deadlines(facts: BreachFacts, policy: Policy | None = None) -> DeadlinePlan:
+    """Every obligation the facts trigger, with its deadline, and every exemption applied."""
+    p = policy or Policy()
+    out: list[Deadline] = []
+    ex: list[Exemption] = []
+    aware = facts.aware_at.astimezone(UTC)
+    target = aware + timedelta(hours=p.undue_delay_hours)
+    high = facts.risk is RiskLevel.HIGH
+
+    def add(r: Regime, o: Obligation, due: datetime | None, statutory: bool, basis: str) -> None:
+        out.append(Deadline(regime=r, obligation=o, due_at=due, statutory=statutory,
+                            basis=basis, tz=p.zones[r]))
+
+    def exempt(r: Regime, o: Obligation, why: ExemptionReason) -> None:
+        ex.append(Exemption(regime=r, obligation=o, reason=why))
+
+    def subject_exemption(r: Regime) -> ExemptionReason | None:
+        if facts.encrypted:
+            return ExemptionReason.ENCRYPTED
+        if facts.risk_removed:
+            return ExemptionReason.RISK_REMOVED
+        return None
+
+    for r in sorted(facts.regimes):
+        tz = p.zones[r]
+        if r is Regime.GDPR:
+            if facts.risk is RiskLevel.LOW:
+                exempt(r, Obligation.AUTHORITY, ExemptionReason.UNLIKELY_RISK)
+            else:
+                add(r, Obligation.AUTHORITY, aware + timedelta(hours=72), True, "GDPR Art. 33(1)")
+            if not high:
+                exempt(r, Obligation.SUBJECTS, ExemptionReason.NOT_HIGH_RISK)
+            elif why := subject_exemption(r):
+                exempt(r, Obligation.SUBJECTS, why)
+            elif facts.disproportionate_effort:
+                exempt(r, Obligation.SUBJECTS, ExemptionReason.DISPROPORTIONATE_EFFORT)
+                add(r, Obligation.PUBLIC_NOTICE, target, False, "GDPR Art. 34(3)(c)")
+            else:
+                add(r, Obligation.SUBJECTS, target, False, "GDPR Art. 34(1)")
+        elif r is Regime.PDPA:
+            assess_due = _end_of_day(_local_date(aware, tz) + timedelta(days=30), tz)
+            add(r, Obligation.ASSESSMENT, assess_due, True, "PDPA s. 26C(3)")
+            notifiable = high or facts.count(r) >= p.pdpa_notifiable_count
+            if not notifiable:
+                exempt(r, Obligation.AUTHORITY, ExemptionReason.NOT_NOTIFIABLE)
+                continue
+            due = None
+            if facts.assessed_at is not None:
+                due = _end_of_day(_local_date(facts.assessed_at, tz) + timedelta(days=3), tz)
+            add(r, Obligation.AUTHORITY, due, True, "PDPA s. 26D(1)")
+            if not high:
+                exempt(r, Obligation.SUBJECTS, ExemptionReason.NOT_HIGH_RISK)
+            elif why := subject_exemption(r):
+                exempt(r, Obligation.SUBJECTS, why)
+            else:  # on or after notifying the PDPC
+                add(r, Obligation.SUBJECTS, due, False, "PDPA s. 26D(2)")
+        elif r is Regime.CALIFORNIA:
+            if facts.encrypted:
+                exempt(r, Obligation.SUBJECTS, ExemptionReason.ENCRYPTED)
+                continue
+            add(r, Obligation.SUBJECTS, target, False, "Cal. Civ. Code 1798.82(a)")
+            if facts.count(r) > p.california_ag_count:
+                add(r, Obligation.ATTORNEY_GENERAL, target, False, "Cal. Civ. Code 1798.82(f)")
+        elif r is Regime.APPI:
+            reportable = high or facts.unlawful_purpose or facts.count(r) > p.appi_reportable_count
+            if facts.encrypted and not facts.unlawful_purpose:
+                exempt(r, Obligation.AUTHORITY, ExemptionReason.ENCRYPTED)
+                continue
+            if not reportable:
+                exempt(r, Obligation.AUTHORITY, ExemptionReason.NOT_NOTIFIABLE)
+                continue
+            day0 = _local_date(aware, tz)
+            prelim = _end_of_day(day0 + timedelta(days=p.appi_preliminary_days), tz)
+            final_days = 60 if facts.unlawful_purpose else 30
+            add(r, Obligation.AUTHORITY, prelim, False, "APPI Art. 26(1); Rules Art. 8(1)")
+            add(r, Obligation.AUTHORITY_FINAL, _end_of_day(day0 + timedelta(days=final_days), tz),
+                True, "APPI Rules Art. 8(2)")
+            add(r, Obligation.SUBJECTS, prelim, False, "APPI Art. 26(2)")
+        elif r is Regime.LGPD:
+            if facts.risk is RiskLevel.LOW:
+                exempt(r, Obligation.AUTHORITY, ExemptionReason.UNLIKELY_RISK)
+                continue
+            due = _end_of_day(add_business_days(_local_date(aware, tz), 3, "BR"), tz)
+            add(r, Obligation.AUTHORITY, due, True, "LGPD Art. 48; ANPD Res. 15/2024 Art. 6")
+            add(r, Obligation.SUBJECTS, due, True, "LGPD Art. 48; ANPD Res. 15/2024 Art. 9")
+    return DeadlinePlan(deadlines=tuple(out), exemptions=tuple(ex))
+
+
+class DeadlineState(StrEnum):
+    PENDING = "pending"
+    DUE_SOON = "due_soon"
+    MISSED = "missed"
+    MET = "met"
+
+
+def classify(
+    due_at: datetime | None, *, now: datetime, window_hours: float, met_at: datetime | None = None
+) -> DeadlineState:
+    """Where a deadline stands at *now*: met, missed, due within *window_hours*, or pending."""
+    if met_at is not None:
+        return DeadlineState.MET
+    if due_at is None:
+        return DeadlineState.PENDING
+    if now > due_at:
+        return DeadlineState.MISSED
+    if due_at - now <= timedelta(hours=window_hours):
+        return DeadlineState.DUE_SOON
+    return DeadlineState.PENDING
+
+
+def is_late(deadline: Deadline, submitted_at: datetime) -> bool:
+    """True when *submitted_at* is after the deadline (GDPR Art. 33(1): give reasons)."""
+    return deadline.due_at is not None and submitted_at > deadline.due_at
