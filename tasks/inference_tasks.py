@@ -1,0 +1,107 @@
+"""Prefect tasks of the secure-inference flow: thin wrappers over ``tasks.batch``.
+
+Every task that touches records (text, ids) or shares persists no result and uses no cache;
+tasks hand each other URLs and counts, never DataFrames.  Only I/O retries (``OSError``), with
+explicit delays; validation errors and MPC aborts never do.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from compliance.gate import ConsentGate, Policy
+from tasks import batch
+from tasks.settings import InferenceSettings
+
+_IO_RETRY = {"retries": 2, "retry_delay_seconds": [2, 10]}
+_PRIVATE = {"persist_result": False, "cache_policy": NO_CACHE}
+
+
+def _retry_on_io(task, task_run, state) -> bool:
+    """Retry only when the failure was I/O (network, disk), never a validation or MPC error."""
+    try:
+        state.result()
+    except OSError:
+        return True
+    except Exception:  # noqa: BLE001 - any other failure is final
+        return False
+    return False
+
+
+@task(name="load-and-validate", retry_condition_fn=_retry_on_io, **_IO_RETRY, **_PRIVATE)
+def load_and_validate(input_url: str, paths: batch.RunPaths, max_text_chars: int,
+                      storage_options: dict) -> dict:
+    return batch.prepare_batch(input_url, paths, max_text_chars=max_text_chars,
+                               storage_options=storage_options)
+
+
+@task(name="compliance-gate", **_PRIVATE)
+def apply_gate(valid_url: str, paths: batch.RunPaths, gate: ConsentGate, policy: Policy,
+               region: str | None, storage_options: dict) -> dict:
+    return batch.gate_batch(valid_url, paths, gate=gate, policy=policy, region=region,
+                            storage_options=storage_options)
+
+
+@task(name="plan-shards", retry_condition_fn=_retry_on_io, **_IO_RETRY, **_PRIVATE)
+def plan_shards(allowed_url: str, paths: batch.RunPaths, shard_size: int, key: str,
+                storage_options: dict) -> list[dict]:
+    return batch.plan_shards(allowed_url, paths, shard_size=shard_size, key=key,
+                             storage_options=storage_options)
+
+
+@task(name="run-shard", task_run_name="run-shard-{shard[index]}", **_PRIVATE)
+def run_shard(shard: dict, model: str, parties: int, max_length: int, timeout: float,
+              storage_options: dict) -> dict:
+    return batch.run_shard(shard, model=model, parties=parties, max_length=max_length,
+                           timeout=timeout, storage_options=storage_options)
+
+
+@task(name="merge-results", retry_condition_fn=_retry_on_io, **_IO_RETRY, **_PRIVATE)
+def merge_results(shards: list[dict], paths: batch.RunPaths, expected: int,
+                  storage_options: dict) -> dict:
+    return batch.merge_results(shards, paths, expected=expected, storage_options=storage_options)
+
+
+@task(name="write-manifest", retry_condition_fn=_retry_on_io, **_IO_RETRY, persist_result=False)
+def write_manifest(manifest: dict, paths: batch.RunPaths, storage_options: dict) -> str:
+    from tasks import storage
+
+    storage.write_json_atomic(paths.manifest, manifest, storage_options=storage_options)
+    return paths.manifest
+
+
+@task(name="cleanup-work", retry_condition_fn=_retry_on_io, **_IO_RETRY, **_PRIVATE)
+def cleanup_work(paths: batch.RunPaths, storage_options: dict) -> None:
+    batch.cleanup_work(paths, storage_options=storage_options)
+
+
+def open_consent_gate(settings: InferenceSettings | None = None) -> ConsentGate:
+    """The SQL-backed gate of the compliance store (``SMT_DATABASE_URL``; SQLite by default)."""
+    from compliance.db import open_store
+    from compliance.settings import ComplianceSettings
+    from compliance.subjects import SqlConsentGate
+
+    return SqlConsentGate(open_store(ComplianceSettings().database_url))
+
+
+def record_run_for_compliance(*, run_id: str, output_url: str, region: str | None, model: str,
+                              started_at: datetime, finished_at: datetime) -> bool:
+    """Tell the compliance store where this run wrote personal data (for erasure and retention).
+
+    Returns False when the store offers no ``record_inference_run`` yet.
+    """
+    from compliance import subjects
+
+    record = getattr(subjects, "record_inference_run", None)
+    if record is None:
+        return False
+    from compliance.db import open_store, transaction
+    from compliance.settings import ComplianceSettings
+
+    with transaction(open_store(ComplianceSettings().database_url)) as session:
+        record(session, run_id=run_id, output_url=output_url, region=region or "any",
+               model=model, started_at=started_at, finished_at=finished_at)
+    return True

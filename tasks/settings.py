@@ -1,0 +1,32 @@
+"""Settings of the batch-inference flow (pydantic-settings, environment prefix ``SMT_``).
+
+Loaded once by the CLI or the flow and passed down; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from compliance.gate import Policy
+from tasks.io_contract import DEFAULT_MAX_TEXT_CHARS
+
+
+class InferenceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SMT_", extra="ignore")
+
+    s3_endpoint_url: str | None = Field(
+        None, description="S3 endpoint for s3:// URLs other than AWS (MinIO, moto)")
+    consent_policy: Policy = Field(
+        "default", description="default: process unless withdrawn/objected/restricted; "
+                               "strict: process only with recorded consent")
+    max_text_chars: int = Field(DEFAULT_MAX_TEXT_CHARS, gt=0,
+                                description="longer texts are quarantined (text_too_long)")
+    dask_address: str | None = Field(
+        None, description="address of an existing Dask scheduler; default: a local cluster")
+    dask_workers: int | None = Field(
+        None, ge=1, description="workers of the local cluster; default: one per 3 CPU cores")
+    metrics_textfile: str | None = Field(
+        None, description="write Prometheus metrics here after each run (textfile collector)")
+    pushgateway_url: str | None = Field(
+        None, description="push Prometheus metrics to this Pushgateway after each run")
