@@ -1,0 +1,137 @@
+"""Reading, filtering and atomically rewriting the data files runs wrote (any fsspec URL).
+
+Parquet goes through pyarrow (the schema is kept exactly); CSV and JSON Lines input copies
+through pandas.  Rewrites go to a temporary file beside the target, then replace it in one move,
+so a reader never sees a half-written file and a crash leaves the old file whole.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import fsspec
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from compliance.errors import ComplianceError
+
+SUBJECT_COLUMN = "subject_id"
+
+
+def _fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs, path
+
+
+def exists(url: str) -> bool:
+    fs, path = _fs(url)
+    return bool(fs.exists(path))
+
+
+def _kind(url: str) -> str:
+    lowered = url.lower()
+    for suffix, kind in (
+        (".parquet", "parquet"),
+        (".csv", "csv"),
+        (".jsonl", "jsonl"),
+        (".json", "jsonl"),
+    ):
+        if lowered.endswith(suffix):
+            return kind
+    raise ComplianceError(f"cannot read {url}: use .parquet, .csv or .jsonl files")
+
+
+def read_table(url: str) -> pa.Table | None:
+    """The file as an Arrow table, or None when it does not exist."""
+    fs, path = _fs(url)
+    if not fs.exists(path):
+        return None
+    kind = _kind(url)
+    with fs.open(path, "rb") as f:
+        if kind == "parquet":
+            table = pq.read_table(f)
+        elif kind == "csv":
+            table = pa.Table.from_pandas(
+                pd.read_csv(f, dtype={SUBJECT_COLUMN: str}), preserve_index=False
+            )
+        else:
+            table = pa.Table.from_pandas(
+                pd.read_json(f, lines=True, dtype={SUBJECT_COLUMN: str}), preserve_index=False
+            )
+    if SUBJECT_COLUMN not in table.column_names:
+        raise ComplianceError(
+            f"{url} has no {SUBJECT_COLUMN!r} column, so the subject's rows cannot be found;"
+            " every file a run records must carry it"
+        )
+    return table
+
+
+def _mask(table: pa.Table, subject_id: str) -> pa.ChunkedArray:
+    column = table.column(SUBJECT_COLUMN)
+    if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+        column = pc.cast(column, pa.string())
+    return pc.fill_null(pc.equal(column, subject_id), False)
+
+
+def subject_rows(url: str, subject_id: str) -> list[dict[str, Any]]:
+    table = read_table(url)
+    if table is None:
+        return []
+    return table.filter(_mask(table, subject_id)).to_pylist()
+
+
+def count_subject_rows(url: str, subject_id: str) -> int:
+    table = read_table(url)
+    if table is None:
+        return 0
+    return int(pc.sum(_mask(table, subject_id)).as_py() or 0)
+
+
+def _write(table: pa.Table, url: str) -> None:
+    fs, path = _fs(url)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    kind = _kind(url)
+    with fs.open(tmp, "wb") as f:
+        if kind == "parquet":
+            pq.write_table(table, f)
+        elif kind == "csv":
+            table.to_pandas().to_csv(f, index=False)
+        else:
+            f.write(table.to_pandas().to_json(orient="records", lines=True).encode())
+    fs.mv(tmp, path)
+
+
+def erase_subject(url: str, subject_id: str) -> int:
+    """Rewrite the file without the subject's rows; returns how many rows were removed
+    (0, and nothing written, when there were none or the file is gone)."""
+    table = read_table(url)
+    if table is None:
+        return 0
+    mask = _mask(table, subject_id)
+    removed = int(pc.sum(mask).as_py() or 0)
+    if removed:
+        _write(table.filter(pc.invert(mask)), url)
+    return removed
+
+
+def delete(url: str) -> bool:
+    """Delete the file; returns whether it existed."""
+    fs, path = _fs(url)
+    if not fs.exists(path):
+        return False
+    fs.rm(path)
+    return True
+
+
+def write_bytes_atomic(url: str, data: bytes) -> None:
+    fs, path = _fs(url)
+    parent = path.rsplit("/", 1)[0]
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    with fs.open(tmp, "wb") as f:
+        f.write(data)
+    fs.mv(tmp, path)

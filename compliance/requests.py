@@ -1,0 +1,267 @@
+"""Data-subject requests: submission, deadlines and the one state machine.
+
+Every status change goes through ``transition``, which checks ``TRANSITIONS``, applies the
+event's side effects, bumps the row version (optimistic lock: a concurrent writer gets
+``ConcurrentUpdateError``) and writes the audit entry, all in the caller's transaction.
+
+    (new) --submit--> received --start--> in_progress --complete--> completed
+                         |  ^                 |  |
+                         |  +--(ack/extend)   |  +--fail--> failed --start--> in_progress
+                         +--reject/cancel     +--reject           +--cancel--> cancelled
+
+``acknowledge`` (CCPA receipt confirmation) and ``extend`` keep the status and are audited
+like any other event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from compliance import audit, deadlines, metrics
+from compliance.errors import (
+    ComplianceError,
+    ConcurrentUpdateError,
+    InvalidTransitionError,
+    NotFoundError,
+)
+from compliance.models import DataSubjectRequest, Deadline, Regime, RequestStatus, RequestType
+from compliance.subjects import DEFAULT_TIME_ZONE, ensure_subject
+
+
+class Event(StrEnum):
+    SUBMIT = "submit"
+    ACKNOWLEDGE = "acknowledge"
+    EXTEND = "extend"
+    START = "start"
+    COMPLETE = "complete"
+    FAIL = "fail"
+    REJECT = "reject"
+    CANCEL = "cancel"
+
+
+S = RequestStatus
+TRANSITIONS: dict[tuple[RequestStatus | None, Event], RequestStatus] = {
+    (None, Event.SUBMIT): S.RECEIVED,
+    (S.RECEIVED, Event.ACKNOWLEDGE): S.RECEIVED,
+    (S.IN_PROGRESS, Event.ACKNOWLEDGE): S.IN_PROGRESS,
+    (S.RECEIVED, Event.EXTEND): S.RECEIVED,
+    (S.IN_PROGRESS, Event.EXTEND): S.IN_PROGRESS,
+    (S.FAILED, Event.EXTEND): S.FAILED,
+    (S.RECEIVED, Event.START): S.IN_PROGRESS,
+    (S.FAILED, Event.START): S.IN_PROGRESS,
+    (S.IN_PROGRESS, Event.COMPLETE): S.COMPLETED,
+    (S.IN_PROGRESS, Event.FAIL): S.FAILED,
+    (S.RECEIVED, Event.REJECT): S.REJECTED,
+    (S.IN_PROGRESS, Event.REJECT): S.REJECTED,
+    (S.RECEIVED, Event.CANCEL): S.CANCELLED,
+    (S.FAILED, Event.CANCEL): S.CANCELLED,
+}
+NEEDS_REASON = frozenset({Event.EXTEND, Event.REJECT, Event.FAIL, Event.CANCEL})
+CLAIMABLE = (S.RECEIVED, S.FAILED)
+
+
+def _deadline(request: DataSubjectRequest, obligation: str) -> Deadline | None:
+    return next((d for d in request.deadlines if d.obligation == obligation), None)
+
+
+def _apply(
+    session: Session, request: DataSubjectRequest, event: Event, now: datetime, reason: str | None
+) -> None:
+    """Side effects of an allowed event (status is set by ``transition``)."""
+    if event is Event.ACKNOWLEDGE:
+        confirm = _deadline(request, deadlines.CONFIRM_RECEIPT)
+        if confirm is None or request.acknowledged_at is not None:
+            raise InvalidTransitionError(
+                "nothing to acknowledge: only CCPA know/delete/correct requests need a receipt"
+                " confirmation, and only once"
+            )
+        request.acknowledged_at = confirm.met_at = now
+    elif event is Event.EXTEND:
+        respond = _deadline(request, deadlines.RESPOND)
+        if request.extended_at is not None or respond is None:
+            raise InvalidTransitionError("a request can be extended once only")
+        if now > respond.due_at:
+            raise InvalidTransitionError(
+                "too late to extend: the subject must be told before the original deadline"
+            )
+        subject_tz, country = request.time_zone, request.payload.get("country")
+        due = deadlines.compute(
+            Regime(request.regime),
+            RequestType(request.type),
+            request.received_at,
+            subject_tz,
+            country=country,
+            extended=True,
+        )
+        respond.due_at = due[deadlines.RESPOND]
+        request.extended_at, request.extension_reason = now, reason
+    elif event in (Event.COMPLETE, Event.REJECT, Event.CANCEL):
+        request.closed_at = now
+        if event is not Event.CANCEL:
+            for d in request.deadlines:
+                d.met_at = d.met_at or now
+
+
+def transition(
+    session: Session,
+    request: DataSubjectRequest,
+    event: Event | str,
+    *,
+    actor: str,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> DataSubjectRequest:
+    """The only place a request's status changes.  Raises ``InvalidTransitionError`` for an event
+    not allowed in the current status (nothing is changed then)."""
+    event = Event(event)
+    now = now or datetime.now(UTC)
+    current = None if event is Event.SUBMIT else RequestStatus(request.status)
+    target = TRANSITIONS.get((current, event))
+    if target is None:
+        allowed = sorted(e.value for (s, e) in TRANSITIONS if s == current)
+        raise InvalidTransitionError(
+            f"request {request.id}: cannot {event.value} a request that is {current};"
+            f" allowed from {current}: {', '.join(allowed) or 'nothing (final status)'}"
+        )
+    if event in NEEDS_REASON and not reason:
+        raise InvalidTransitionError(f"{event.value} needs a reason (it is audited)")
+    _apply(session, request, event, now, reason)
+    request.status = target.value
+    request.updated_at = now
+    if event is Event.START:
+        request.claimed_by = actor
+    if event is Event.SUBMIT:
+        session.add(request)
+    try:
+        session.flush()
+    except StaleDataError as exc:
+        raise ConcurrentUpdateError(
+            f"request {request.id} was changed by another worker; reload it and retry"
+        ) from exc
+    audit.append(
+        session,
+        action=f"dsr.{event.value}",
+        object_type="dsr",
+        object_id=request.id,
+        subject_ref=request.subject_ref,
+        details={
+            "from": current.value if current else None,
+            "to": target.value,
+            "type": request.type,
+            "regime": request.regime,
+            **({"reason": reason} if reason else {}),
+            **(details or {}),
+        },
+        actor=actor,
+        now=now,
+    )
+    if current != target:
+        metrics.DSR_TRANSITIONS.labels(
+            type=request.type, regime=request.regime, status=target
+        ).inc()
+    return request
+
+
+def submit(
+    session: Session,
+    *,
+    subject_id: str,
+    rtype: RequestType | str,
+    regime: Regime | str,
+    received_at: datetime | None = None,
+    time_zone: str | None = None,
+    payload: dict[str, Any] | None = None,
+    actor: str = "smt",
+    now: datetime | None = None,
+) -> DataSubjectRequest:
+    """Record a request and its deadlines (in the subject's time zone)."""
+    now = now or datetime.now(UTC)
+    try:
+        regime, rtype = Regime(regime), RequestType(rtype)
+    except ValueError as exc:
+        raise ComplianceError(
+            f"{exc}; regimes: {[r.value for r in Regime]}, types: {[t.value for t in RequestType]}"
+        ) from exc
+    deadlines.check_type(regime, rtype)
+    received_at = received_at or now
+    if received_at.tzinfo is None:
+        raise ComplianceError("received_at must be timezone-aware (e.g. 2026-11-25T10:00:00Z)")
+    subject = ensure_subject(session, subject_id, time_zone=time_zone, actor=actor, now=now)
+    zone = time_zone or subject.time_zone or DEFAULT_TIME_ZONE[regime]
+    payload = dict(payload or {})
+    if subject.country:
+        payload.setdefault("country", subject.country)
+    due = deadlines.compute(
+        regime, rtype, received_at, zone, country=payload.get("country")
+    )
+    request = DataSubjectRequest(
+        id=str(uuid.uuid4()),
+        subject_id=subject.id,
+        subject_ref=audit.subject_ref(subject),
+        type=rtype.value,
+        regime=regime.value,
+        time_zone=zone,
+        received_at=received_at,
+        payload=payload,
+        result={},
+        deadlines=[Deadline(obligation=o, due_at=d) for o, d in due.items()],
+    )
+    return transition(session, request, Event.SUBMIT, actor=actor, now=now)
+
+
+def get_request(
+    session: Session, request_id: str, *, for_update: bool = False
+) -> DataSubjectRequest:
+    stmt = select(DataSubjectRequest).where(DataSubjectRequest.id == request_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    request = session.execute(stmt).scalar_one_or_none()
+    if request is None:
+        raise NotFoundError(f"no data-subject request {request_id}; list them with `smt dsr list`")
+    return request
+
+
+def claim(
+    session: Session, request_id: str, *, worker: str, now: datetime | None = None
+) -> DataSubjectRequest | None:
+    """Start the request for ``worker`` unless another worker has it or it is closed.
+
+    On PostgreSQL the row is locked (``SELECT ... FOR UPDATE``) until the caller commits, so a
+    second worker waits and then sees ``in_progress``; everywhere the version check refuses a
+    stale write.  Returns None when the request is not claimable.
+    """
+    request = get_request(session, request_id, for_update=True)
+    if RequestStatus(request.status) not in CLAIMABLE:
+        return None
+    try:
+        return transition(session, request, Event.START, actor=worker, now=now)
+    except ConcurrentUpdateError:
+        return None
+
+
+def describe(request: DataSubjectRequest) -> dict[str, Any]:
+    return {
+        "id": request.id,
+        "type": request.type,
+        "regime": request.regime,
+        "status": request.status,
+        "received_at": request.received_at.isoformat(),
+        "deadlines": [
+            {
+                "obligation": d.obligation,
+                "due_at": d.due_at.isoformat(),
+                "met_at": d.met_at.isoformat() if d.met_at else None,
+            }
+            for d in request.deadlines
+        ],
+        "extended": request.extended_at is not None,
+        "export": request.result.get("export"),
+    }

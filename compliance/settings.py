@@ -1,0 +1,30 @@
+"""The compliance settings: one pydantic-settings object, environment prefix ``SMT_``.
+
+Load it once (``ComplianceSettings()``) at the edge (CLI, flow entry) and pass it down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DIR = Path(".smt")
+
+
+class ComplianceSettings(BaseSettings):
+    """Where the compliance store lives and where exports go.
+
+    - ``database_url`` (``SMT_DATABASE_URL``): SQLAlchemy URL; a SQLite file by default,
+      e.g. ``postgresql+psycopg://user@host:5432/db`` for PostgreSQL.
+    - ``export_dir`` (``SMT_EXPORT_DIR``): local path or fsspec URL for access/portability
+      exports (one zip per request).
+    - ``actor`` (``SMT_ACTOR``): who the audit log names for actions of this process.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SMT_", extra="ignore")
+
+    database_url: str = Field(default=f"sqlite:///{DEFAULT_DIR / 'compliance.db'}")
+    export_dir: str = Field(default=str(DEFAULT_DIR / "exports"))
+    actor: str = "smt"
