@@ -21,7 +21,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from babel import Locale
-from babel.dates import format_date, format_datetime, format_time, get_timezone_name
+from babel.dates import format_date, format_time, get_datetime_format, get_timezone_name
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
@@ -110,8 +110,10 @@ class Translator:
     def time(self, when: datetime, fmt: str = "short") -> str:
         return format_time(when, format=fmt, tzinfo=self.tz, locale=self.locale)
 
-    def datetime(self, when: datetime, fmt: str = "long") -> str:
-        return format_datetime(when, format=fmt, tzinfo=self.tz, locale=self.locale)
+    def datetime(self, when: datetime) -> str:
+        """Long date, short time and the zone's long name, joined the locale's way."""
+        pattern = get_datetime_format("long", locale=self.locale).replace("'", "")
+        return pattern.format(self.time(when), self.date(when)) + f" ({self.tz_name(when)})"
 
     def number(self, value: int | float | Decimal) -> str:
         return format_decimal(value, locale=self.locale)

@@ -1,0 +1,222 @@
+"""Breach notices: the notification to the supervisory authority and the notices to subjects.
+
+Plain functions from a :class:`NoticeContent` (facts only, no names or contact data of
+subjects) to text in one locale, with dates, times and numbers formatted by Babel for that
+locale and the reader's time zone.  Every sentence goes through the gettext catalogs in
+``locales/``; category, measure and risk codes map to translated labels below.
+
+The authority notification carries the contents of GDPR Art. 33(3): (a) the nature of the
+breach, categories and approximate numbers of subjects and records; (b) a contact point;
+(c) the likely consequences; (d) the measures taken or proposed; plus reasons when it is late
+(Art. 33(1)) and the phase number when information is provided in phases (Art. 33(4)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from compliance.breach_deadlines import RiskLevel
+from compliance.i18n import N_, Translator, translator
+from mpc.errors import InputError
+
+CATEGORIES: dict[str, str] = {
+    "contact": N_("contact details"),
+    "identity": N_("identity data"),
+    "financial": N_("financial data"),
+    "health": N_("health data"),
+    "credentials": N_("login credentials"),
+    "location": N_("location data"),
+}
+
+MEASURES: dict[str, str] = {
+    "access_revoked": N_("the unauthorised access was blocked"),
+    "credentials_reset": N_("the affected passwords were reset"),
+    "systems_patched": N_("the affected systems were patched"),
+    "police_informed": N_("law enforcement was informed"),
+}
+
+RISK_LABELS: dict[RiskLevel, str] = {
+    RiskLevel.LOW: N_("low"),
+    RiskLevel.MEDIUM: N_("medium"),
+    RiskLevel.HIGH: N_("high"),
+}
+
+CONSEQUENCES: dict[RiskLevel, str] = {
+    RiskLevel.LOW: N_("The breach is unlikely to harm the persons concerned."),
+    RiskLevel.MEDIUM: N_("The persons concerned may receive unwanted messages or fraud attempts."),
+    RiskLevel.HIGH: N_(
+        "The persons concerned may suffer identity theft, financial loss or other serious harm."
+    ),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class NoticeContent:
+    """What a notice says about one incident (no subject names or contact data)."""
+
+    reference: str
+    nature: str
+    aware_at: datetime
+    affected_subjects: int
+    affected_records: int
+    categories: tuple[str, ...]
+    measures: tuple[str, ...]
+    risk: RiskLevel
+    contact: str
+    occurred_at: datetime | None = None
+    encrypted: bool = False
+    basis: str = "GDPR Art. 33"
+    phase: int = 1
+    late_reasons: str | None = None
+    due_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [c for c in self.categories if c not in CATEGORIES]
+        unknown += [m for m in self.measures if m not in MEASURES]
+        if unknown:
+            raise InputError(
+                f"unknown category or measure code(s) {unknown}; categories: "
+                f"{sorted(CATEGORIES)}; measures: {sorted(MEASURES)}"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenderedNotice:
+    audience: str  # "authority" or "subject"
+    locale: str
+    tz: str
+    title: str
+    body: str
+    lines: tuple[str, ...] = field(default=())
+
+
+def _labels(t: Translator, codes: tuple[str, ...], table: dict[str, str]) -> str:
+    return t.join([t.gettext(table[c]) for c in codes])
+
+
+def render_authority_notice(c: NoticeContent, *, locale: str, tz: str) -> RenderedNotice:
+    t = translator(locale, tz)
+    _ = t.gettext
+    lines = [
+        _("Notification to the supervisory authority under %(basis)s") % {"basis": c.basis},
+        _("Reference: %(reference)s") % {"reference": c.reference},
+    ]
+    if c.phase > 1:
+        lines.append(
+            _("This is update %(phase)s of a notification provided in phases (Article 33(4)).")
+            % {"phase": t.number(c.phase)}
+        )
+    lines.append(_("Nature of the breach: %(nature)s") % {"nature": c.nature})
+    if c.occurred_at is not None:
+        lines.append(_("The breach occurred on %(date)s.") % {"date": t.date(c.occurred_at)})
+    lines.append(
+        _("We became aware of the breach on %(date)s at %(time)s (%(zone)s).")
+        % {"date": t.date(c.aware_at), "time": t.time(c.aware_at), "zone": t.tz_name(c.aware_at)}
+    )
+    lines.append(
+        t.ngettext(
+            "Approximately %(num)s data subject is concerned.",
+            "Approximately %(num)s data subjects are concerned.",
+            c.affected_subjects,
+        )
+        % {"num": t.number(c.affected_subjects)}
+    )
+    lines.append(
+        t.ngettext(
+            "Approximately %(num)s personal data record is concerned.",
+            "Approximately %(num)s personal data records are concerned.",
+            c.affected_records,
+        )
+        % {"num": t.number(c.affected_records)}
+    )
+    lines.append(
+        _("Categories of personal data concerned: %(categories)s.")
+        % {"categories": _labels(t, c.categories, CATEGORIES)}
+    )
+    lines.append(_("Risk level assessed: %(level)s.") % {"level": _(RISK_LABELS[c.risk])})
+    lines.append(
+        _("Likely consequences: %(consequences)s") % {"consequences": _(CONSEQUENCES[c.risk])}
+    )
+    lines.append(
+        _("Measures taken or proposed: %(measures)s.")
+        % {"measures": _labels(t, c.measures, MEASURES)}
+    )
+    if c.encrypted:
+        lines.append(_("The affected data was encrypted."))
+    lines.append(_("Contact point for more information: %(contact)s") % {"contact": c.contact})
+    if c.late_reasons:
+        due = t.datetime(c.due_at) if c.due_at is not None else "-"
+        lines.append(
+            _(
+                "This notification is made after the deadline of %(due)s. Reasons for the delay: %(reasons)s"
+            )
+            % {"due": due, "reasons": c.late_reasons}
+        )
+    title = _("Personal data breach notification")
+    return RenderedNotice(
+        audience="authority",
+        locale=t.locale,
+        tz=tz,
+        title=title,
+        body="\n".join([title, "", *lines]) + "\n",
+        lines=tuple(lines),
+    )
+
+
+def render_subject_notice(
+    c: NoticeContent, *, locale: str, tz: str, issued_at: datetime
+) -> RenderedNotice:
+    t = translator(locale, tz)
+    _ = t.gettext
+    lines = [
+        _("Hello,"),
+        _(
+            "On %(date)s at %(time)s we became aware of a security incident that concerns your personal data."
+        )
+        % {"date": t.date(c.aware_at), "time": t.time(c.aware_at)},
+        t.ngettext(
+            "In total, about %(num)s person is affected.",
+            "In total, about %(num)s people are affected.",
+            c.affected_subjects,
+        )
+        % {"num": t.number(c.affected_subjects)},
+        _("Data concerned: %(categories)s.") % {"categories": _labels(t, c.categories, CATEGORIES)},
+        _(CONSEQUENCES[c.risk]),
+        _("What we have done: %(measures)s.") % {"measures": _labels(t, c.measures, MEASURES)},
+        _(
+            "What you can do: change your passwords and be careful with unexpected messages "
+            "that ask for personal information."
+        ),
+        _("If you have questions, contact %(contact)s.") % {"contact": c.contact},
+        _("Notice issued on %(date)s.") % {"date": t.datetime(issued_at)},
+    ]
+    title = _("Important information about your personal data")
+    return RenderedNotice(
+        audience="subject",
+        locale=t.locale,
+        tz=tz,
+        title=title,
+        body="\n".join([title, "", *lines]) + "\n",
+        lines=tuple(lines),
+    )
+
+
+def cli_summary(
+    *,
+    reference: str,
+    open_deadlines: int,
+    next_due: datetime | None,
+    locale: str = "en",
+    tz: str = "UTC",
+) -> str:
+    """One or two translated lines the CLI prints after a breach command (not with --json)."""
+    t = translator(locale, tz)
+    out = t.ngettext(
+        "Breach %(id)s: %(num)s open deadline.",
+        "Breach %(id)s: %(num)s open deadlines.",
+        open_deadlines,
+    ) % {"id": reference, "num": t.number(open_deadlines)}
+    if next_due is not None:
+        out += "\n" + t.gettext("Next deadline: %(due)s.") % {"due": t.datetime(next_due)}
+    return out
