@@ -209,7 +209,8 @@ def validate_batch(raw: RawBatch, *, max_text_chars: int = DEFAULT_MAX_TEXT_CHAR
                               columns=QUARANTINE_SCHEMA.names)
     valid = frame.loc[~bad, ["_row", *COLUMNS]].rename(columns={"_row": "row"})
     for col in OPTIONAL_COLUMNS:
-        valid[col] = valid[col].map(lambda v: v if _is_text(v) and v != "" else None)
+        valid[col] = pd.Series([v if _is_text(v) and v != "" else None for v in valid[col]],
+                               index=valid.index, dtype=object)
     return valid.reset_index(drop=True), quarantine
 
 
@@ -285,6 +286,16 @@ def _missing_columns_error(url: str, found: list[str]) -> BatchUnusable:
 
 
 def _parse_csv(data: bytes, url: str) -> tuple[pd.DataFrame, list[dict]]:
+    # csv's default field limit (128 KiB) would make a long text a parse error; length is
+    # judged by the schema instead (text_too_long).
+    limit = csv.field_size_limit(max(csv.field_size_limit(), len(data) + 1))
+    try:
+        return _parse_csv_text(data, url)
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _parse_csv_text(data: bytes, url: str) -> tuple[pd.DataFrame, list[dict]]:
     text = data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="surrogateescape")
     lines = list(io.StringIO(text, newline=""))
     first = next((i for i, ln in enumerate(lines) if ln.strip()), None)
