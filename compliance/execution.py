@@ -13,6 +13,7 @@ linked to the subject once its salt is gone with the subject row.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +33,7 @@ from compliance.runs import all_runs, run_files
 from compliance.subjects import get_subject, rectify, set_flags
 
 T = RequestType
+log = logging.getLogger(__name__)
 EXPORT_TYPES = {T.ACCESS, T.PORTABILITY, T.KNOW}
 ERASURE_TYPES = {T.ERASURE, T.DELETE}
 
@@ -159,7 +161,20 @@ def _scan(session, request, step, export_dir, actor, now) -> dict[str, Any]:  # 
             f"request {request.id}: rows of the subject remain in {sorted(left)};"
             " run the request again to erase them"
         )
-    return {"files_clean": True}
+    unlinkable = sorted(
+        f"{f.run_id}:{f.category}"
+        for run in all_runs(session)
+        for f in run_files(run)
+        if files.has_subject_column(f.url) is False
+    )
+    if unlinkable:
+        log.warning(
+            "request %s: %d file(s) carry no subject_id column and could not be searched: %s",
+            request.id,
+            len(unlinkable),
+            unlinkable,
+        )
+    return {"files_clean": True, "unlinkable_files": unlinkable}
 
 
 def _erase_store(

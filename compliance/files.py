@@ -44,7 +44,19 @@ def _kind(url: str) -> str:
     raise ComplianceError(f"cannot read {url}: use .parquet, .csv or .jsonl files")
 
 
-def read_table(url: str) -> pa.Table | None:
+def has_subject_column(url: str) -> bool | None:
+    """Whether the file carries ``subject_id`` (None when the file does not exist)."""
+    fs, path = _fs(url)
+    if not fs.exists(path):
+        return None
+    if _kind(url) == "parquet":
+        with fs.open(path, "rb") as f:
+            return SUBJECT_COLUMN in pq.read_schema(f).names
+    table = read_table(url, require_subject=False)
+    return table is not None and SUBJECT_COLUMN in table.column_names
+
+
+def read_table(url: str, *, require_subject: bool = True) -> pa.Table | None:
     """The file as an Arrow table, or None when it does not exist."""
     fs, path = _fs(url)
     if not fs.exists(path):
@@ -61,7 +73,7 @@ def read_table(url: str) -> pa.Table | None:
             table = pa.Table.from_pandas(
                 pd.read_json(f, lines=True, dtype={SUBJECT_COLUMN: str}), preserve_index=False
             )
-    if SUBJECT_COLUMN not in table.column_names:
+    if require_subject and SUBJECT_COLUMN not in table.column_names:
         raise ComplianceError(
             f"{url} has no {SUBJECT_COLUMN!r} column, so the subject's rows cannot be found;"
             " every file a run records must carry it"
@@ -76,15 +88,24 @@ def _mask(table: pa.Table, subject_id: str) -> pa.ChunkedArray:
     return pc.fill_null(pc.equal(column, subject_id), False)
 
 
+def _linkable(url: str) -> pa.Table | None:
+    """The table when it exists and carries ``subject_id``; a file without that column cannot
+    be searched for a subject (``has_subject_column`` tells callers to report it)."""
+    table = read_table(url, require_subject=False)
+    if table is None or SUBJECT_COLUMN not in table.column_names:
+        return None
+    return table
+
+
 def subject_rows(url: str, subject_id: str) -> list[dict[str, Any]]:
-    table = read_table(url)
+    table = _linkable(url)
     if table is None:
         return []
     return table.filter(_mask(table, subject_id)).to_pylist()
 
 
 def count_subject_rows(url: str, subject_id: str) -> int:
-    table = read_table(url)
+    table = _linkable(url)
     if table is None:
         return 0
     return int(pc.sum(_mask(table, subject_id)).as_py() or 0)
@@ -107,7 +128,7 @@ def _write(table: pa.Table, url: str) -> None:
 def erase_subject(url: str, subject_id: str) -> int:
     """Rewrite the file without the subject's rows; returns how many rows were removed
     (0, and nothing written, when there were none or the file is gone)."""
-    table = read_table(url)
+    table = _linkable(url)
     if table is None:
         return 0
     mask = _mask(table, subject_id)

@@ -88,7 +88,7 @@ def run(
     now = now or datetime.now(UTC)
     report = RetentionReport(dry_run=dry_run, ran_at=now)
     for run_row in session.execute(select(InferenceRun).order_by(InferenceRun.run_id)).scalars():
-        regime = REGION_REGIME[run_row.region].value
+        regime = REGION_REGIME[run_row.region].value if run_row.region in REGION_REGIME else ANY
         for f in run_files(run_row):
             if run_row.started_at + timedelta(days=policy_days(session, f.category, regime)) > now:
                 continue

@@ -19,6 +19,7 @@ from compliance.errors import ComplianceError
 from compliance.models import InferenceRun, Regime
 
 REGION_REGIME = {"europe": Regime.GDPR, "americas": Regime.CCPA, "apac": Regime.PDPA}
+ANY_REGION = "any"  # a run not tied to one region: retention uses the "*" policies
 RESULTS, QUARANTINE, INPUTS = "results", "quarantine", "inputs"
 
 
@@ -33,7 +34,7 @@ def record_inference_run(
     session: Session,
     run_id: str,
     output_url: str,
-    region: str,
+    region: str | None,
     model: str,
     started_at: datetime,
     *,
@@ -42,8 +43,11 @@ def record_inference_run(
     actor: str = "smt",
 ) -> InferenceRun:
     """Record (or update, when a run id resumes) where a run writes its files."""
-    if region not in REGION_REGIME:
-        raise ComplianceError(f"unknown region {region!r}; use one of {sorted(REGION_REGIME)}")
+    region = region or ANY_REGION
+    if region not in REGION_REGIME and region != ANY_REGION:
+        raise ComplianceError(
+            f"unknown region {region!r}; use one of {sorted(REGION_REGIME)} or {ANY_REGION!r}"
+        )
     if started_at.tzinfo is None:
         raise ComplianceError("started_at must be timezone-aware")
     run = session.get(InferenceRun, run_id)

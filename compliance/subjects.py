@@ -15,6 +15,7 @@ from compliance import audit
 from compliance.errors import ComplianceError, NotFoundError
 from compliance.gate import ExclusionReason, GateDecision, Policy
 from compliance.models import Consent, Regime, Subject
+from compliance.runs import record_inference_run  # noqa: F401  (re-export; see compliance.store)
 
 DEFAULT_TIME_ZONE = {
     Regime.GDPR: "Europe/Brussels",
