@@ -81,19 +81,19 @@ def parse_regime(name: str) -> Regime:
 
 
 def regimes_for_jurisdictions(codes: Iterable[str]) -> frozenset[Regime]:
-    """Regimes that follow from subjects' jurisdictions (ISO 3166 ``FR``, ``US-CA``, ...)."""
+    """Regimes that follow from subjects' jurisdictions (ISO 3166: ``FR``, ``US-CA``, ``JP``)."""
     found: set[Regime] = set()
     for code in codes:
-        c = code.strip().upper()
-        if c in EEA or c == "EU":
+        country, _, sub = code.strip().upper().partition("-")
+        if country in EEA or country == "EU":
             found.add(Regime.GDPR)
-        elif c == "SG":
+        elif country == "SG":
             found.add(Regime.PDPA)
-        elif c == "US-CA":
+        elif country == "US" and sub == "CA":
             found.add(Regime.CALIFORNIA)
-        elif c == "JP":
+        elif country == "JP":
             found.add(Regime.APPI)
-        elif c == "BR":
+        elif country == "BR":
             found.add(Regime.LGPD)
     return frozenset(found)
 
@@ -191,9 +191,7 @@ def _local_date(when: datetime, tz: str) -> date:
 
 def add_business_days(start: date, days: int, country: str, subdiv: str | None = None) -> date:
     """The *days*-th business day after *start* (weekends and public holidays skipped)."""
-    cal = holidays.country_holidays(
-        country, subdiv=subdiv, years=range(start.year, start.year + 2)
-    )
+    cal = holidays.country_holidays(country, subdiv=subdiv, years=range(start.year, start.year + 2))
     current, left = start, days
     while left:
         current += timedelta(days=1)
@@ -212,8 +210,11 @@ def compute_deadlines(facts: BreachFacts, policy: Policy | None = None) -> Deadl
     high = facts.risk is RiskLevel.HIGH
 
     def add(r: Regime, o: Obligation, due: datetime | None, statutory: bool, basis: str) -> None:
-        out.append(Deadline(regime=r, obligation=o, due_at=due, statutory=statutory,
-                            basis=basis, tz=p.zones[r]))
+        out.append(
+            Deadline(
+                regime=r, obligation=o, due_at=due, statutory=statutory, basis=basis, tz=p.zones[r]
+            )
+        )
 
     def exempt(r: Regime, o: Obligation, why: ExemptionReason) -> None:
         ex.append(Exemption(regime=r, obligation=o, reason=why))
@@ -277,8 +278,13 @@ def compute_deadlines(facts: BreachFacts, policy: Policy | None = None) -> Deadl
             prelim = _end_of_day(day0 + timedelta(days=p.appi_preliminary_days), tz)
             final_days = 60 if facts.unlawful_purpose else 30
             add(r, Obligation.AUTHORITY, prelim, False, "APPI Art. 26(1); Rules Art. 8(1)")
-            add(r, Obligation.AUTHORITY_FINAL, _end_of_day(day0 + timedelta(days=final_days), tz),
-                True, "APPI Rules Art. 8(2)")
+            add(
+                r,
+                Obligation.AUTHORITY_FINAL,
+                _end_of_day(day0 + timedelta(days=final_days), tz),
+                True,
+                "APPI Rules Art. 8(2)",
+            )
             add(r, Obligation.SUBJECTS, prelim, False, "APPI Art. 26(2)")
         elif r is Regime.LGPD:
             if facts.risk is RiskLevel.LOW:

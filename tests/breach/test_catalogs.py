@@ -36,9 +36,22 @@ def test_real_catalogs_pass():
 def test_pot_is_up_to_date_with_the_code(tmp_path: Path):
     out = tmp_path / "fresh.pot"
     subprocess.run(
-        [sys.executable, "-m", "babel.messages.frontend", "extract", "-F", "locales/babel.cfg",
-         "-o", str(out), "--no-location", "--sort-output", "."],
-        cwd=ROOT, check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "babel.messages.frontend",
+            "extract",
+            "-F",
+            "locales/babel.cfg",
+            "-o",
+            str(out),
+            "--no-location",
+            "--sort-output",
+            ".",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
     )
     ids = lambda p: set(re.findall(r'^msgid "(.+)"$', p.read_text("utf-8"), re.M))  # noqa: E731
     assert ids(out) == ids(LOCALES_DIR / "messages.pot"), "run pybabel extract (locales/README.md)"
@@ -68,11 +81,16 @@ def test_invalid_plural_forms_fail(locales: Path):
     fr = locales / "fr" / "LC_MESSAGES" / "messages.po"
     _edit(fr, 'msgstr[1] "Environ %(num)s personnes concernées."\n', "")
     zh = locales / "zh" / "LC_MESSAGES" / "messages.po"
-    _edit(zh, 'msgstr[0] "总计约有%(num)s人受到影响。"\n',
-          'msgstr[0] "总计约有%(num)s人受到影响。"\nmsgstr[1] "总计约有%(num)s人受到影响。"\n')
+    _edit(
+        zh,
+        'msgstr[0] "总计约有%(num)s人受到影响。"\n',
+        'msgstr[0] "总计约有%(num)s人受到影响。"\nmsgstr[1] "总计约有%(num)s人受到影响。"\n',
+    )
     problems = {(p.locale, p.what) for p in check_all(locales)}
-    assert ("ja", "Plural-Forms 'nplurals=2; plural=(n != 1);', expected "
-            "'nplurals=1; plural=0;'") in problems
+    assert (
+        "ja",
+        "Plural-Forms 'nplurals=2; plural=(n != 1);', expected 'nplurals=1; plural=0;'",
+    ) in problems
     assert ("fr", "1 plural form(s), the language has 2") in problems
     assert ("zh", "2 plural form(s), the language has 1") in problems
 
@@ -92,11 +110,16 @@ def test_placeholder_parser():
 
 def test_compiled_catalogs_translate_with_one_form_in_ja_and_zh(locales: Path):
     assert len(compile_catalogs(locales, force=True)) == len(SUPPORTED_LOCALES)
-    assert all((locales / loc / "LC_MESSAGES" / "messages.mo").exists() for loc in SUPPORTED_LOCALES)
-    for loc, one, many in [("fr", 0, "Violation X\u00a0: 0 échéance ouverte."),
-                           ("de", 2, "Verletzung X: 2 offene Fristen."),
-                           ("ja", 5, "漏えい等 X：未対応の期限 5 件。")]:
+    assert all(
+        (locales / loc / "LC_MESSAGES" / "messages.mo").exists() for loc in SUPPORTED_LOCALES
+    )
+    for loc, one, many in [
+        ("fr", 0, "Violation X\u00a0: 0 échéance ouverte."),
+        ("de", 2, "Verletzung X: 2 offene Fristen."),
+        ("ja", 5, "漏えい等 X：未対応の期限 5 件。"),
+    ]:
         t = translator(loc, locales_dir=locales)
-        s = t.ngettext("Breach %(id)s: %(num)s open deadline.",
-                       "Breach %(id)s: %(num)s open deadlines.", one) % {"id": "X", "num": one}
+        s = t.ngettext(
+            "Breach %(id)s: %(num)s open deadline.", "Breach %(id)s: %(num)s open deadlines.", one
+        ) % {"id": "X", "num": one}
         assert s == many

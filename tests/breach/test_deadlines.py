@@ -28,8 +28,12 @@ PARIS = ZoneInfo("Europe/Paris")
 
 
 def facts(**kw):
-    base = dict(aware_at=datetime(2026, 10, 23, 10, 0, tzinfo=PARIS), regimes=frozenset(),
-                affected=10, risk=RiskLevel.HIGH)
+    base = dict(
+        aware_at=datetime(2026, 10, 23, 10, 0, tzinfo=PARIS),
+        regimes=frozenset(),
+        affected=10,
+        risk=RiskLevel.HIGH,
+    )
     base.update(kw)
     return BreachFacts(**base)
 
@@ -58,17 +62,24 @@ def test_gdpr_subjects_and_exemptions():
     assert {d.obligation for d in enc.deadlines} == {Obligation.AUTHORITY}
     removed = compute_deadlines(facts(regimes=frozenset({Regime.GDPR}), risk_removed=True))
     assert [e.reason for e in removed.exemptions] == [ExemptionReason.RISK_REMOVED]
-    public = compute_deadlines(facts(regimes=frozenset({Regime.GDPR}), disproportionate_effort=True))
+    public = compute_deadlines(
+        facts(regimes=frozenset({Regime.GDPR}), disproportionate_effort=True)
+    )
     assert by(public, Regime.GDPR, Obligation.PUBLIC_NOTICE).basis == "GDPR Art. 34(3)(c)"
     low = compute_deadlines(facts(regimes=frozenset({Regime.GDPR}), risk=RiskLevel.LOW))
     assert low.deadlines == ()
     assert {e.reason for e in low.exemptions} == {
-        ExemptionReason.UNLIKELY_RISK, ExemptionReason.NOT_HIGH_RISK}
+        ExemptionReason.UNLIKELY_RISK,
+        ExemptionReason.NOT_HIGH_RISK,
+    }
 
 
 def test_late_authority_notification_is_detected():
-    d = by(compute_deadlines(facts(regimes=frozenset({Regime.GDPR}))), Regime.GDPR,
-           Obligation.AUTHORITY)
+    d = by(
+        compute_deadlines(facts(regimes=frozenset({Regime.GDPR}))),
+        Regime.GDPR,
+        Obligation.AUTHORITY,
+    )
     assert not is_late(d, datetime(2026, 10, 26, 8, 59, tzinfo=PARIS))
     assert is_late(d, datetime(2026, 10, 26, 9, 0, 1, tzinfo=PARIS))
 
@@ -76,30 +87,45 @@ def test_late_authority_notification_is_detected():
 def test_pdpa_assessment_then_three_calendar_days_over_a_weekend():
     sg = ZoneInfo("Asia/Singapore")
     aware = datetime(2026, 3, 2, 9, 0, tzinfo=sg)
-    pending = compute_deadlines(facts(aware_at=aware, regimes=frozenset({Regime.PDPA}),
-                                      risk=RiskLevel.MEDIUM, affected=500))
+    pending = compute_deadlines(
+        facts(aware_at=aware, regimes=frozenset({Regime.PDPA}), risk=RiskLevel.MEDIUM, affected=500)
+    )
     assert by(pending, Regime.PDPA, Obligation.ASSESSMENT).due_local == datetime(
-        2026, 4, 1, 23, 59, 59, tzinfo=sg)
+        2026, 4, 1, 23, 59, 59, tzinfo=sg
+    )
     assert by(pending, Regime.PDPA, Obligation.AUTHORITY).due_at is None
     decided = datetime(2026, 3, 6, 17, 0, tzinfo=sg)  # a Friday: calendar days run on
-    plan = compute_deadlines(facts(aware_at=aware, regimes=frozenset({Regime.PDPA}),
-                                   risk=RiskLevel.MEDIUM, affected=500, assessed_at=decided))
+    plan = compute_deadlines(
+        facts(
+            aware_at=aware,
+            regimes=frozenset({Regime.PDPA}),
+            risk=RiskLevel.MEDIUM,
+            affected=500,
+            assessed_at=decided,
+        )
+    )
     assert by(plan, Regime.PDPA, Obligation.AUTHORITY).due_local == datetime(
-        2026, 3, 9, 23, 59, 59, tzinfo=sg)
+        2026, 3, 9, 23, 59, 59, tzinfo=sg
+    )
     assert [e.reason for e in plan.exemptions] == [ExemptionReason.NOT_HIGH_RISK]
-    small = compute_deadlines(facts(aware_at=aware, regimes=frozenset({Regime.PDPA}),
-                                    risk=RiskLevel.MEDIUM, affected=499))
+    small = compute_deadlines(
+        facts(aware_at=aware, regimes=frozenset({Regime.PDPA}), risk=RiskLevel.MEDIUM, affected=499)
+    )
     assert [e.reason for e in small.exemptions] == [ExemptionReason.NOT_NOTIFIABLE]
 
 
 def test_california_attorney_general_only_above_500_residents():
     r = frozenset({Regime.CALIFORNIA})
     assert {d.obligation for d in compute_deadlines(facts(regimes=r, affected=500)).deadlines} == {
-        Obligation.SUBJECTS}
-    big = compute_deadlines(facts(regimes=r, affected=10, affected_by_regime={
-        Regime.CALIFORNIA: 501}))
-    assert {d.obligation for d in big.deadlines} == {Obligation.SUBJECTS,
-                                                      Obligation.ATTORNEY_GENERAL}
+        Obligation.SUBJECTS
+    }
+    big = compute_deadlines(
+        facts(regimes=r, affected=10, affected_by_regime={Regime.CALIFORNIA: 501})
+    )
+    assert {d.obligation for d in big.deadlines} == {
+        Obligation.SUBJECTS,
+        Obligation.ATTORNEY_GENERAL,
+    }
 
 
 def test_appi_preliminary_and_final_30_or_60_days():
@@ -107,13 +133,17 @@ def test_appi_preliminary_and_final_30_or_60_days():
     aware = datetime(2026, 12, 29, 23, 30, tzinfo=UTC)  # already 30 Dec in Tokyo
     plan = compute_deadlines(facts(aware_at=aware, regimes=frozenset({Regime.APPI})))
     assert by(plan, Regime.APPI, Obligation.AUTHORITY).due_local == datetime(
-        2027, 1, 2, 23, 59, 59, tzinfo=tokyo)
+        2027, 1, 2, 23, 59, 59, tzinfo=tokyo
+    )
     assert by(plan, Regime.APPI, Obligation.AUTHORITY_FINAL).due_local.date().isoformat() == (
-        "2027-01-29")
-    bad = compute_deadlines(facts(aware_at=aware, regimes=frozenset({Regime.APPI}),
-                                  unlawful_purpose=True))
+        "2027-01-29"
+    )
+    bad = compute_deadlines(
+        facts(aware_at=aware, regimes=frozenset({Regime.APPI}), unlawful_purpose=True)
+    )
     assert by(bad, Regime.APPI, Obligation.AUTHORITY_FINAL).due_local.date().isoformat() == (
-        "2027-02-28")
+        "2027-02-28"
+    )
 
 
 def test_lgpd_three_business_days_skip_weekend_and_christmas():
@@ -121,7 +151,8 @@ def test_lgpd_three_business_days_skip_weekend_and_christmas():
     aware = datetime(2026, 12, 24, 15, 0, tzinfo=sp)  # Thursday; Friday 25 Dec is a holiday
     plan = compute_deadlines(facts(aware_at=aware, regimes=frozenset({Regime.LGPD})))
     assert by(plan, Regime.LGPD, Obligation.AUTHORITY).due_local == datetime(
-        2026, 12, 30, 23, 59, 59, tzinfo=sp)
+        2026, 12, 30, 23, 59, 59, tzinfo=sp
+    )
     # 20 Nov (Black Consciousness Day) is a national holiday since 2024.
     assert add_business_days(datetime(2026, 11, 18).date(), 3, "BR").isoformat() == "2026-11-24"
 
@@ -136,7 +167,10 @@ def test_risk_matrix_and_parsing():
     with pytest.raises(InputError, match="use one of"):
         parse_regime("hipaa")
     assert regimes_for_jurisdictions(["fr", "US-CA", "JP", "US-NY"]) == {
-        Regime.GDPR, Regime.CALIFORNIA, Regime.APPI}
+        Regime.GDPR,
+        Regime.CALIFORNIA,
+        Regime.APPI,
+    }
     with pytest.raises(InputError, match="time zone"):
         facts(aware_at=datetime(2026, 1, 1))
 

@@ -19,13 +19,24 @@ from mpc.errors import InputError
 AWARE = datetime(2026, 10, 23, 8, 0, tzinfo=UTC)  # 10:00 in Paris (CEST)
 ISSUED = datetime(2026, 10, 26, 7, 30, tzinfo=UTC)
 CONTENT = NoticeContent(
-    reference="BR-2026-0001", nature="Unauthorised access to a support database",
-    aware_at=AWARE, affected_subjects=1234, affected_records=56789,
-    categories=("contact", "credentials"), measures=("access_revoked", "credentials_reset"),
-    risk=RiskLevel.HIGH, contact="dpo@example.org",
+    reference="BR-2026-0001",
+    nature="Unauthorised access to a support database",
+    aware_at=AWARE,
+    affected_subjects=1234,
+    affected_records=56789,
+    categories=("contact", "credentials"),
+    measures=("access_revoked", "credentials_reset"),
+    risk=RiskLevel.HIGH,
+    contact="dpo@example.org",
 )
-ZONES = {"en": "America/New_York", "es": "Europe/Madrid", "fr": "Europe/Paris",
-         "de": "Europe/Berlin", "ja": "Asia/Tokyo", "zh": "Asia/Shanghai"}
+ZONES = {
+    "en": "America/New_York",
+    "es": "Europe/Madrid",
+    "fr": "Europe/Paris",
+    "de": "Europe/Berlin",
+    "ja": "Asia/Tokyo",
+    "zh": "Asia/Shanghai",
+}
 
 EXPECTED = {  # one known fragment per locale: date, time, number as Babel formats them there
     "en": ["On October 23, 2026 at 4:00\u202fAM we became aware", "about 1,234 people"],
@@ -50,16 +61,23 @@ def test_subject_notice_in_each_locale(locale):
 def test_known_formatted_strings():
     assert translator("de", "Europe/Berlin").date(AWARE) == "23. Oktober 2026"
     assert translator("ja", "Asia/Tokyo").date(datetime(2026, 12, 31, 16, tzinfo=UTC)) == (
-        "2027年1月1日")
+        "2027年1月1日"
+    )
     assert translator("zh", "Asia/Shanghai").date(AWARE) == "2026年10月23日"
     assert translator("fr").number(1234567.5) == "1\u202f234\u202f567,5"
     assert translator("de").number(1234567.5) == "1.234.567,5"
 
 
 def test_authority_notice_has_article_33_3_contents_and_dst_aware_deadline():
-    late = NoticeContent(**{**CONTENT.__dict__, "late_reasons": "forensic analysis",
-                            "due_at": datetime(2026, 10, 26, 8, 0, tzinfo=UTC), "phase": 2,
-                            "occurred_at": datetime(2026, 10, 22, 23, 0, tzinfo=UTC)})
+    late = NoticeContent(
+        **{
+            **CONTENT.__dict__,
+            "late_reasons": "forensic analysis",
+            "due_at": datetime(2026, 10, 26, 8, 0, tzinfo=UTC),
+            "phase": 2,
+            "occurred_at": datetime(2026, 10, 22, 23, 0, tzinfo=UTC),
+        }
+    )
     n = render_authority_notice(late, locale="fr", tz="Europe/Paris")
     body = n.body
     for fragment in [
@@ -85,15 +103,22 @@ def test_authority_notice_has_article_33_3_contents_and_dst_aware_deadline():
 def test_plural_forms_and_cli_summary():
     one = NoticeContent(**{**CONTENT.__dict__, "affected_subjects": 1})
     zero = NoticeContent(**{**CONTENT.__dict__, "affected_subjects": 0})
-    assert "Environ 0 personne concernée." in render_authority_notice(
-        zero, locale="fr", tz="UTC").body  # French: 0 takes the singular
-    assert "Approximately 0 data subjects are concerned." in render_authority_notice(
-        zero, locale="en", tz="UTC").body
-    assert "Ungefähr 1 betroffene Person." in render_authority_notice(one, locale="de", tz="UTC").body
+    assert (
+        "Environ 0 personne concernée." in render_authority_notice(zero, locale="fr", tz="UTC").body
+    )  # French: 0 takes the singular
+    assert (
+        "Approximately 0 data subjects are concerned."
+        in render_authority_notice(zero, locale="en", tz="UTC").body
+    )
+    assert (
+        "Ungefähr 1 betroffene Person." in render_authority_notice(one, locale="de", tz="UTC").body
+    )
     assert cli_summary(reference="BR-1", open_deadlines=1, next_due=None, locale="es") == (
-        "Violación BR-1: 1 plazo pendiente.")
+        "Violación BR-1: 1 plazo pendiente."
+    )
     assert cli_summary(reference="BR-1", open_deadlines=3, next_due=None, locale="ja") == (
-        "漏えい等 BR-1：未対応の期限 3 件。")
+        "漏えい等 BR-1：未対応の期限 3 件。"
+    )
 
 
 def test_bad_inputs_say_what_to_do():

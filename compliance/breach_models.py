@@ -1,0 +1,113 @@
+"""SQL tables of breach incidents, on the compliance store's declarative ``Base``.
+
+Created by the Alembic migration ``0002_breaches``.  Personal data held here: the pseudonymous
+ids of affected subjects (``breach_subjects``, deleted with the subject) and the subject each
+notice was produced for.  Incidents themselves hold facts and counts only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from compliance.models import Base, UTCDateTime
+
+
+class BreachIncident(Base):
+    __tablename__ = "breach_incidents"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    nature: Mapped[str] = mapped_column(Text)
+    contact: Mapped[str] = mapped_column(String(256))
+    occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    aware_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    assessed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    regions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    regimes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    affected_subjects: Mapped[int] = mapped_column(Integer, default=0)
+    affected_records: Mapped[int] = mapped_column(Integer, default=0)
+    affected_by_regime: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    categories: Mapped[list[str]] = mapped_column(JSON, default=list)
+    measures: Mapped[list[str]] = mapped_column(JSON, default=list)
+    likelihood: Mapped[int | None] = mapped_column(Integer)
+    severity: Mapped[int | None] = mapped_column(Integer)
+    risk_level: Mapped[str | None] = mapped_column(String(8))
+    high_risk: Mapped[bool] = mapped_column(Boolean, default=False)
+    encrypted: Mapped[bool] = mapped_column(Boolean, default=False)
+    risk_removed: Mapped[bool] = mapped_column(Boolean, default=False)
+    disproportionate_effort: Mapped[bool] = mapped_column(Boolean, default=False)
+    unlawful_purpose: Mapped[bool] = mapped_column(Boolean, default=False)
+    exemptions: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    late_reasons: Mapped[str | None] = mapped_column(Text)
+    phase: Mapped[int] = mapped_column(Integer, default=0)  # authority notifications sent
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __mapper_args__ = {"version_id_col": version}
+
+    deadlines: Mapped[list[BreachDeadline]] = relationship(
+        cascade="all, delete-orphan", order_by="BreachDeadline.id"
+    )
+    subjects: Mapped[list[BreachSubject]] = relationship(
+        cascade="all, delete-orphan", order_by="BreachSubject.subject_id"
+    )
+    notices: Mapped[list[BreachNotice]] = relationship(
+        cascade="all, delete-orphan", order_by="BreachNotice.id"
+    )
+
+
+class BreachSubject(Base):
+    __tablename__ = "breach_subjects"
+
+    breach_id: Mapped[str] = mapped_column(
+        ForeignKey("breach_incidents.id", ondelete="CASCADE"), primary_key=True
+    )
+    subject_id: Mapped[str] = mapped_column(
+        ForeignKey("subjects.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class BreachDeadline(Base):
+    __tablename__ = "breach_deadlines"
+    __table_args__ = (UniqueConstraint("breach_id", "regime", "obligation"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    breach_id: Mapped[str] = mapped_column(
+        ForeignKey("breach_incidents.id", ondelete="CASCADE"), index=True
+    )
+    regime: Mapped[str] = mapped_column(String(16))
+    obligation: Mapped[str] = mapped_column(String(24))
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    statutory: Mapped[bool] = mapped_column(Boolean)
+    basis: Mapped[str] = mapped_column(String(64))
+    tz: Mapped[str] = mapped_column(String(64))
+    met_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    missed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class BreachNotice(Base):
+    """One notice produced: for the authority (per regime and phase) or for one subject."""
+
+    __tablename__ = "breach_notices"
+    __table_args__ = (UniqueConstraint("breach_id", "audience", "regime", "subject_id", "phase"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    breach_id: Mapped[str] = mapped_column(
+        ForeignKey("breach_incidents.id", ondelete="CASCADE"), index=True
+    )
+    audience: Mapped[str] = mapped_column(String(16))  # authority | subject | public
+    regime: Mapped[str] = mapped_column(String(16))
+    subject_id: Mapped[str | None] = mapped_column(ForeignKey("subjects.id", ondelete="SET NULL"))
+    phase: Mapped[int] = mapped_column(Integer, default=1)
+    locale: Mapped[str] = mapped_column(String(8))
+    tz: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    produced_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
