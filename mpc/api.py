@@ -1,0 +1,99 @@
+"""The engine's public entry point: ``run_inference`` (one MPC session on loopback)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mpc.config import resolve_model_dir
+from mpc.launcher import launch
+
+
+@dataclass(kw_only=True)
+class InferenceResult:
+    outputs: np.ndarray  # (B, D): L2-normalised embeddings, or logits for classifiers
+    kind: str  # "embedding" | "classification"
+    model_name: str
+    cost: dict = field(default_factory=dict)
+    hidden: np.ndarray | None = None  # last hidden states (B, T, H) when asked for
+
+    @property
+    def labels(self) -> list[int] | None:
+        if self.kind != "classification":
+            return None
+        return [int(i) for i in self.outputs.argmax(axis=1)]
+
+
+def merge_costs(reports: dict[str, dict], seconds: float) -> dict:
+    """Session cost: rounds and per-scope figures as party 0 saw them; bytes per party."""
+    p0 = reports["data-owner"]["cost"]
+    per_party = {role: r["cost"]["bytes"] for role, r in reports.items() if "cost" in r}
+    return {
+        "rounds": p0["rounds"],
+        "bytes": max(per_party.values()),
+        "bytes_per_party": per_party,
+        "dealer_bytes": p0["dealer_bytes"],
+        "seconds": round(seconds, 3),
+        "per_scope": p0["per_scope"],
+        "per_component": p0["per_component"],
+    }
+
+
+def run_inference(
+    texts: list[str],
+    *,
+    model: str | Path = "minilm",
+    tokenizer: str | Path | None = None,
+    parties: int = 2,
+    max_length: int = 128,
+    on_overlong: str = "truncate",
+    pad_to: str = "longest",
+    backend: str = "secure",
+    timeout: float = 600.0,
+    workdir: Path | None = None,
+    device: str = "cpu",
+    threads: int = 1,
+    return_hidden: bool = False,
+    env_by_role: dict[str, dict[str, str]] | None = None,
+    param_overrides: dict[str, dict] | None = None,
+) -> InferenceResult:
+    """Embed or classify ``texts`` with ``model`` under MPC; outputs revealed to the caller only.
+
+    The caller is the data owner: the texts go only to the data owner's party process, the
+    model directory only to the model owner's.  Raises InputError / ConfigurationError /
+    ProtocolError / PartyFailure (mpc.errors) with the failing party named.
+    """
+    model_dir = resolve_model_dir(model)
+    own = workdir is None
+    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="smt-session-"))
+    out_path = work / "outputs.pt"
+    common = {"backend": backend, "max_length": max_length}
+    params = {
+        "data-owner": {**common, "texts": list(texts), "tokenizer": str(tokenizer or model_dir),
+                       "on_overlong": on_overlong, "pad_to": pad_to, "output": str(out_path),
+                       "return_hidden": return_hidden},
+        "model-owner": {**common, "model": str(model_dir), "return_hidden": return_hidden},
+        "helper": {**common, "return_hidden": return_hidden},
+    }  # fmt: skip
+    for role, extra in (param_overrides or {}).items():
+        params[role] = {**params.get(role, {}), **extra}
+    try:
+        session = launch("mpc.session:inference_job", params, parties=parties, timeout=timeout,
+                         workdir=work, device=device, threads=threads, env_by_role=env_by_role)  # fmt: skip
+        saved = torch.load(out_path, weights_only=True)
+        hidden = saved.get("hidden")
+        return InferenceResult(
+            outputs=saved["outputs"].numpy().astype(np.float32),
+            kind=session.result["kind"],
+            model_name=str(model if isinstance(model, str) and not Path(str(model)).is_dir() else model_dir.name),
+            cost=merge_costs(session.reports, session.seconds),
+            hidden=hidden.numpy() if hidden is not None else None,
+        )
+    finally:
+        if own:
+            shutil.rmtree(work, ignore_errors=True)

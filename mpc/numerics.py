@@ -1,0 +1,332 @@
+"""Our secure non-linear functions: exp, reciprocal, inverse square root, GELU, softmax, tanh.
+
+They work on this party's raw additive shares (int64, ring Z_2^64) with an explicit number of
+fractional bits, so each function can compute at the precision it needs (2^-16 for activations,
+2^-30 inside exponentials) and truncate exactly (mpc.protocols; no wrap-around outliers).
+Independent products are opened together (one round), truncations batched likewise.
+
+Inputs and outputs at the module boundary are CrypTen ``MPCTensor`` objects with CrypTen's
+16 fractional bits.  Each function states its formula, valid input range and the error we
+measured (tests/test_numerics.py sweeps the range and past its edges; figures below are from
+those sweeps, 2 parties + dealer).  Outside the valid range results are wrong, never an
+overflow of the ring: every intermediate is bounded well below 2^62 over the range.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from mpc._crypten import comm
+from mpc.protocols import ltz_many, mul_many, truncate_shares_many
+
+F = 16  # CrypTen's fractional bits
+HI = 30  # fractional bits inside exp / reciprocal chains
+
+
+@dataclass
+class Fx:
+    """This party's share of a fixed-point tensor: value = share / 2^bits (summed over parties)."""
+
+    share: torch.Tensor
+    bits: int
+
+    # local operations ------------------------------------------------------------------
+    def __add__(self, other: Fx) -> Fx:
+        a, b = _align(self, other)
+        return Fx(a.share + b.share, a.bits)
+
+    def __sub__(self, other: Fx) -> Fx:
+        a, b = _align(self, other)
+        return Fx(a.share - b.share, a.bits)
+
+    def __neg__(self) -> Fx:
+        return Fx(-self.share, self.bits)
+
+    def add_public(self, value: float) -> Fx:
+        out = self.share.clone()
+        if comm.get().get_rank() == 0:
+            out = out + int(round(value * (1 << self.bits)))
+        return Fx(out, self.bits)
+
+    def rescale_up(self, bits: int) -> Fx:
+        """Exact, local: more fractional bits."""
+        if bits < self.bits:
+            raise ValueError("rescale_up cannot drop bits; truncate instead")
+        return Fx(self.share << (bits - self.bits), bits)
+
+    def times_int(self, k: int | torch.Tensor) -> Fx:
+        return Fx(self.share * k, self.bits)
+
+
+def _align(a: Fx, b: Fx) -> tuple[Fx, Fx]:
+    if a.bits == b.bits:
+        return a, b
+    bits = max(a.bits, b.bits)
+    return a.rescale_up(bits), b.rescale_up(bits)
+
+
+def public_fx(value: torch.Tensor | float, bits: int) -> torch.Tensor:
+    """A public constant encoded at ``bits`` fractional bits (as an int64 tensor)."""
+    return torch.round(torch.as_tensor(value, dtype=torch.float64) * (1 << bits)).long()
+
+
+def mul(pairs: list[tuple]) -> list[Fx]:
+    """Products of pairs ``(a, b, bits)`` or ``(a, b, bits, shift)``: a*b / 2^shift at ``bits``.
+
+    One round opens every product; one more round truncates them all.
+    """
+    raws = mul_many([(p[0].share, p[1].share) for p in pairs])
+    items = []
+    for raw, p in zip(raws, pairs, strict=True):
+        a, b, bits = p[0], p[1], p[2]
+        shift = p[3] if len(p) > 3 else 0
+        drop = a.bits + b.bits - bits + shift
+        if drop < 0:
+            raise ValueError("cannot gain precision in a product")
+        items.append((raw, 1 << drop))
+    outs = truncate_shares_many(items)
+    return [Fx(s, p[2]) for s, p in zip(outs, pairs, strict=True)]
+
+
+def mul_bit(x: Fx, bit: torch.Tensor) -> Fx:
+    """x * b for an integer-shared bit b: one round, no truncation."""
+    return Fx(mul_many([(x.share, bit)])[0], x.bits)
+
+
+def truncate(items: list[tuple[Fx, int]]) -> list[Fx]:
+    outs = truncate_shares_many([(x.share, 1 << (x.bits - bits)) for x, bits in items])
+    return [Fx(s, bits) for s, (_, bits) in zip(outs, items, strict=True)]
+
+
+# ------------------------------------------------------------------------------------------
+# exp
+
+
+EXP_SQUARINGS = 10
+EXP_MIN = -1900.0
+
+
+def exp_neg(u: Fx, out_bits: int = F) -> Fx:
+    """exp(u) for u <= 0.
+
+    Formula: exp(u) = p(v)^(2^10) with v = u / 1024 and p(v) = 1 + v + v^2/2, evaluated with
+    30 fractional bits and ten squarings.
+    Valid range: u in [-1900, 0] (p(v) stays in [0.5, 1) there, so large negative inputs decay
+    to 0 instead of blowing up); up to +1e-3 is tolerated.  Below -1900 the result is wrong.
+    Error: relative |u|^3 / (6 * 1024^2) + ~2^-20 from rounding, i.e. below 3e-6 absolute over
+    the whole range (tests/test_numerics.py); values under 2^-out_bits read as 0.
+    """
+    if u.bits + 10 <= HI:  # v = u / 1024 at HI bits, exactly and locally
+        v = Fx(u.share << (HI - u.bits - 10), HI)
+    else:
+        (v,) = truncate([(Fx(u.share, u.bits + 10), HI)])
+    return _exp_from_v(v, out_bits)
+
+
+def _exp_from_v(v: Fx, out_bits: int) -> Fx:
+    """p(v)^(2^10) for v = u/1024 at HI fractional bits (see exp_neg)."""
+    (half_v2,) = mul([(v, v, HI, 1)])  # v^2 / 2
+    p = (v + half_v2).add_public(1.0)
+    for i in range(EXP_SQUARINGS):
+        bits = out_bits if i == EXP_SQUARINGS - 1 else HI
+        (p,) = mul([(p, p, bits)])
+    return p
+
+
+# ------------------------------------------------------------------------------------------
+# reciprocal
+
+
+def reciprocal(s: Fx, upper: float, out_bits: int = F) -> Fx:
+    """1 / s for s in [1, upper].
+
+    Formula (Goldschmidt): with U = 2^ceil(log2 upper) and e = 1 - s/U in [0, 1 - 1/U],
+    1/s = (1/U) * prod_{j<k} (1 + e^(2^j)), k = log2(U) + 5 factors; the squarings of e and the
+    running product advance together (one round of products per step).
+    Valid range: s in [1, upper] (also (0, 1) with slower convergence: below 1/4 it is inexact);
+    s up to 2U converges too.
+    Error: relative (1 - 1/U)^(2^k) < 1e-8 plus rounding, measured below 2e-5 relative.
+    """
+    u = max(0, math.ceil(math.log2(max(upper, 1.0))))
+    if s.bits != F or u > HI - 2 - F:
+        raise ValueError(f"reciprocal needs 16 fractional bits and upper <= 2^{HI - 2 - F}")
+    e = Fx(-(s.share << (HI - F - u)), HI).add_public(1.0)  # e_0 = 1 - s/U, exact and local
+    p = Fx(-(s.share << (HI - 2 - F - u)), HI - 2).add_public(2.0)  # P_1 = 1 + e_0
+    (e,) = mul([(e, e, HI)])  # e_1
+    steps = u + 5
+    for j in range(1, steps):  # P_{j+1} = P_j (1 + e_j), e_{j+1} = e_j^2, in one round
+        if j == steps - 1:
+            (p,) = mul([(p, e.add_public(1.0), out_bits, u)])  # last factor, and divide by U
+        else:
+            e, p = mul([(e, e, HI), (p, e.add_public(1.0), F)])
+    return p
+
+
+# ------------------------------------------------------------------------------------------
+# inverse square root
+
+INV_SQRT_LO, INV_SQRT_HI = -10, 16
+G = 24  # fractional bits inside the inverse square root
+
+
+def inv_sqrt(v: Fx, lo: int = INV_SQRT_LO, hi: int = INV_SQRT_HI) -> Fx:
+    """1 / sqrt(v) for v in [2^lo, 2^hi] (default [0.001, 65536]); result at 23 fractional bits.
+
+    Pass v with 24 fractional bits where it is small: at 16 bits, v = 0.001 is itself only
+    known to 1.5%.
+
+    Formula: an initial guess y0 = c / sqrt(theta) from the largest threshold theta = 2^(k/2)
+    below v (all thresholds compared in one batched comparison on the small tensor of
+    variances; c^2 = 2/(1+sqrt 2) centres v*y0^2 in [0.83, 1.17]), then three Goldschmidt
+    iterations g <- g(1+r), h <- h(1+r), r = 1/2 - g h, from g = v y0, h = y0/2 (g -> sqrt v,
+    h -> 1/(2 sqrt v)), at 24 fractional bits.
+    Valid range: [2^lo, 2^hi]; below 2^lo the result is too small (not converged), above 2^hi
+    too large.  Error: relative below 2e-6 over the range, plus 2^-24 absolute.
+    """
+    if v.bits > G:
+        raise ValueError(f"inv_sqrt takes at most {G} fractional bits")
+    c = math.sqrt(2.0 / (1.0 + math.sqrt(2.0)))
+    thetas = [2.0 ** (k / 2) for k in range(2 * lo, 2 * hi + 1)]
+    guesses = [c / math.sqrt(t) for t in thetas]
+    offsets = public_fx(torch.tensor(thetas[1:]), v.bits).view((-1,) + (1,) * v.share.dim())
+    if comm.get().get_rank() != 0:
+        offsets = torch.zeros_like(offsets)
+    (below,) = ltz_many([v.share.unsqueeze(0) - offsets])  # [v < theta_i], i >= 1
+    steps = public_fx(torch.tensor(guesses[1:]) - torch.tensor(guesses[:-1]), G)
+    shape = (-1,) + (1,) * v.share.dim()
+    # y0 = guess_0 + sum_i [v >= theta_i] * step_i  (steps are negative)
+    y0 = -(below * steps.view(shape)).sum(0)
+    if comm.get().get_rank() == 0:
+        y0 = y0 + int(steps.sum()) + int(public_fx(guesses[0], G))
+    y0 = Fx(y0, G)
+    (g,) = mul([(v, y0, G)])
+    h = Fx(y0.share, G + 1)  # y0 / 2
+    for _ in range(3):
+        (gh,) = mul([(g, h, G)])
+        r = (-gh).add_public(0.5)
+        gr, hr = mul([(g, r, G), (h, r, G)])
+        g, h = g + gr, h + hr
+    return Fx(h.share, h.bits - 1)  # 2h
+
+
+# ------------------------------------------------------------------------------------------
+# GELU
+
+# r(t) = -ln(2 Phi(-t)) ~ c1 tau + c2 tau^2 + c3 tau^3 with tau = t/8 (least squares on
+# [0, 7.5] weighted by t Phi(-t)); then t Phi(-t) = t/2 * exp(-r(t)).
+_GELU_R = (6.294980834452642, 22.06099146570242, 8.673279705627863)
+GELU_MAX_ABS = 40.0
+
+
+def gelu(x: Fx) -> Fx:
+    """GELU(x) = x Phi(x) with the exact (erf) Phi, as BERT uses it.
+
+    Formula: GELU(x) = relu(x) - h(|x|) with h(t) = t Phi(-t) = (t/2) exp(-r(t)) and
+    r(t) = -ln(2 Phi(-t)) approximated by a cubic in t/8; relu and |x| from one comparison.
+    Valid range: |x| <= 40 (r(t) stays within exp's range; real MiniLM inputs reach 25).
+    Error: below 2e-4 absolute over [-40, 40] (the cubic's fit error; rounding adds ~1e-6).
+    """
+    (neg,) = ltz_many([x.share])
+    bx = mul_bit(x, neg)
+    relu = x - bx
+    t = x - bx.times_int(2)  # |x|
+    c1, c2, c3 = (_GELU_R[0] / 8, _GELU_R[1] / 64, _GELU_R[2] / 512)
+    (t2,) = mul([(t, t, F)])
+    # w = c1 + c2 t + c3 t^2 at 2F bits (public constants at F bits times shares at F bits)
+    w = Fx(t.share * int(public_fx(c2, F)) + t2.share * int(public_fx(c3, F)), 2 * F).add_public(c1)
+    (v,) = mul([(t, w, HI, 10)])  # r/1024 at HI bits
+    e = _exp_from_v(-v, out_bits=24)
+    (h,) = mul([(t, e, F, 1)])  # t * exp(-r) / 2
+    return relu - h
+
+
+# ------------------------------------------------------------------------------------------
+# tanh
+
+
+def tanh(x: Fx) -> Fx:
+    """tanh(x) = sign(x) (1 - e) / (1 + e), e = exp(-2|x|).
+
+    Valid range: |x| <= 950 (exp's range).  Error: below 3e-5 absolute.
+    """
+    (neg,) = ltz_many([x.share])
+    bx = mul_bit(x, neg)
+    t = x - bx.times_int(2)
+    e = exp_neg(-t.times_int(2), out_bits=F)
+    r = reciprocal(e.add_public(1.0), upper=2.0)
+    (y,) = mul([(e.times_int(-1).add_public(1.0), r, F)])
+    yb = mul_bit(y, neg)
+    return y - yb.times_int(2)
+
+
+# ------------------------------------------------------------------------------------------
+# softmax
+
+MASK_BIAS = 1000.0
+SOFTMAX_MAX_SPREAD = 600.0
+
+
+def row_max(x: Fx) -> Fx:
+    """Maximum over the last dimension by a tree of comparisons (log2 n levels)."""
+    s = x.share
+    while s.shape[-1] > 1:
+        n = s.shape[-1]
+        h = n // 2
+        a, b, rest = s[..., :h], s[..., h : 2 * h], s[..., 2 * h :]
+        (a_lt_b,) = ltz_many([a - b])
+        (sel,) = mul_many([(b - a, a_lt_b)])
+        s = torch.cat([a + sel, rest], dim=-1)
+    return Fx(s, x.bits)
+
+
+def softmax(scores: Fx, key_mask: torch.Tensor, length: int) -> Fx:
+    """Softmax over the last dimension with padded keys excluded.
+
+    ``key_mask`` holds this party's shares of the integer 0/1 key mask, broadcastable to
+    ``scores``.  Formula: z = scores + 1000 (mask - 1); p = exp(z - max z) / sum exp(z - max z)
+    with our exp and reciprocal (row sums lie in [1, length]).
+    Valid range: the spread of real logits within a row at most 600 (real MiniLM: 132).
+    Padded keys get exp(<= -400) = 0 exactly at 16 fractional bits: zero attention.
+    Error: below 2e-5 absolute per probability (tests).
+    """
+    bias = key_mask * int(MASK_BIAS * (1 << F))
+    if comm.get().get_rank() == 0:
+        bias = bias - int(MASK_BIAS * (1 << F))
+    z = Fx(scores.share + bias, F)
+    m = row_max(z)
+    e = exp_neg(z - m, out_bits=F)
+    total = Fx(e.share.sum(-1, keepdim=True), F)
+    inv = reciprocal(total, upper=float(length))
+    (p,) = mul([(e, inv, F)])
+    return p
+
+
+# ------------------------------------------------------------------------------------------
+# layer norm
+
+
+def layer_norm(x: Fx, gamma: Fx, beta: Fx, eps: float) -> Fx:
+    """gamma * (x - mean) / sqrt(var + eps) + beta over the last dimension.
+
+    Means divide exactly by the (public) width; the variance is kept at 24 fractional bits
+    for the inverse square root (valid for variances in [0.001, 65536]: real MiniLM reaches
+    0.0021 to 129).  Rounds: 4 + the inverse square root's.
+    """
+    n = x.share.shape[-1]
+    (mean,) = truncate_by([(Fx(x.share.sum(-1, keepdim=True), F), n, F)])
+    d = x - mean
+    d2_raw, dg_raw = mul_many([(d.share, d.share), (d.share, gamma.share)])
+    # var at G bits: sum of raw squares (2F bits) / (n * 2^(2F - G)); d*gamma back to F bits
+    var, dg = truncate_by([(Fx(d2_raw.sum(-1, keepdim=True), 2 * F), n, G), (Fx(dg_raw, 2 * F), 1, F)])
+    y = inv_sqrt(var.add_public(eps))
+    (out,) = mul([(dg, y, F)])
+    return out + beta
+
+
+def truncate_by(items: list[tuple[Fx, int, int]]) -> list[Fx]:
+    """(x, n, bits): x / n rescaled to ``bits`` fractional bits, exactly, in one round."""
+    outs = truncate_shares_many([(x.share, n << (x.bits - bits)) for x, n, bits in items])
+    return [Fx(s, bits) for s, (_, _, bits) in zip(outs, items, strict=True)]

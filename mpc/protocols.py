@@ -1,0 +1,251 @@
+"""Share arithmetic of our own, on top of CrypTen's additive shares and its TTP dealer.
+
+Two protocols live here:
+
+* **Exact truncation** (``truncate_``): dividing a shared fixed-point value by a public integer
+  ``d``.  CrypTen's 2-party truncation divides each share locally and is wrong by about 2^48 ring
+  units (2^32 in value) with probability ~|x|/2^63 (CrypTen issue #347; shared/FACTS.md); its
+  n-party protocol drops the eta term and keeps the same failure mode.  Ours is dealer-assisted
+  and never wraps:
+
+    1. the dealer draws r uniform in Z_2^64 and deals shares of r, of its top bit r_msb, and of
+       floor(r_u / d) (r_u: r read as unsigned);
+    2. the parties open c = x + K + r, where K = d * floor(2^62 / d) makes x' = x + K lie in
+       [0, 2^63) for every |x| < 2^62;
+    3. since x' has top bit 0, x' + r wraps mod 2^64 exactly when r_msb = 1 and c_msb = 0, so
+       the wrap bit w = r_msb * (1 - c_msb) is linear in the shared r_msb;
+    4. x / d = floor(c_u / d) - floor(r_u / d) + w * floor(2^64 / d) - K / d, correct up to +1
+       in the last place.
+
+  Security: c is x' plus a uniform ring element, so c is uniform and independent of x; the
+  dealer learns nothing (it only sends).  Cost: one round, one ring element per value and party;
+  the dealer sends two ring elements per value to party 0 (the others derive theirs from seeds
+  shared with the dealer).
+
+* **Batched Beaver products** (``mul_many``): several independent products opened in one
+  exchange (one round instead of one per product).  Security is Beaver's: each opened value is
+  an input minus a fresh uniform mask from the dealer.
+
+Everything here is switched on per session with ``exact_truncation()``; CrypTen's stock
+behaviour (the "vanilla" baseline) is unchanged outside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from mpc._crypten import ArithmeticSharedTensor, comm, crypten, ttp_provider
+from mpc.meter import tag
+
+_MASK64 = (1 << 64) - 1
+_STATE = {"exact": False}
+
+
+def _signed(v: int) -> int:
+    v &= _MASK64
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def floor_div_unsigned(t: torch.Tensor, d: int) -> torch.Tensor:
+    """floor(t_u / d) for int64 ``t`` read as unsigned 64-bit, as int64 (exact)."""
+    if d & (d - 1) == 0:  # power of two: logical shift, works on every device
+        f = d.bit_length() - 1
+        if f == 0:
+            return t.clone()
+        return (t >> f) & ((1 << (64 - f)) - 1)
+    arr = t.detach().cpu().numpy().view(np.uint64) // np.uint64(d)
+    return torch.from_numpy(arr.view(np.int64)).to(t.device)
+
+
+# --------------------------------------------------------------------------------------------
+# dealer side
+
+
+def _dealer_trunc(self, size, d):  # runs inside CrypTen's TTPServer (the dealer process)
+    r = self._get_additive_PRSS(size)
+    msb = (r < 0).long()
+    rq = floor_div_unsigned(r, d)
+    msb_others = self._get_additive_PRSS(size, remove_rank=True)
+    rq_others = self._get_additive_PRSS(size, remove_rank=True)
+    return torch.stack([msb - msb_others, rq - rq_others])
+
+
+def install_dealer_functions() -> None:
+    """Teach CrypTen's TTP server our dealer functions (call in the dealer process)."""
+    ttp_provider.TTPServer.smt_trunc = _dealer_trunc
+
+
+# --------------------------------------------------------------------------------------------
+# party side
+
+
+def _trunc_randomness(size, d, device):
+    client = ttp_provider.TTPClient.get()
+    gen = client.get_generator(device=device)
+    from crypten.common.rng import generate_random_ring_element
+
+    r = generate_random_ring_element(size, generator=gen, device=device)
+    if comm.get().get_rank() == 0:
+        both = client.ttp_request("smt_trunc", device, size, d)
+        msb, rq = both[0], both[1]
+    else:
+        msb = generate_random_ring_element(size, generator=gen, device=device)
+        rq = generate_random_ring_element(size, generator=gen, device=device)
+    return r, msb, rq
+
+
+def truncate_shares_many(items: Sequence[tuple[torch.Tensor, int]]) -> list[torch.Tensor]:
+    """Exact truncation of several share tensors, each by its public divisor, in one round."""
+    rank = comm.get().get_rank()
+    prepared = []
+    for shares, d in items:
+        if d < 1:
+            raise ValueError(f"truncation divisor must be a positive integer, got {d}")
+        k = d * ((1 << 62) // d)
+        r, msb, rq = _trunc_randomness(shares.size(), d, shares.device)
+        masked = shares + r
+        if rank == 0:
+            masked = masked + _signed(k)
+        prepared.append((d, k, msb, rq, masked))
+    with tag("truncation"):
+        opened = comm.get().all_reduce([m for *_, m in prepared], batched=True)
+    out = []
+    for (d, k, msb, rq, _), c in zip(prepared, opened, strict=True):
+        c_msb = (c < 0).long()
+        res = msb * (1 - c_msb) * _signed((1 << 64) // d) - rq
+        if rank == 0:
+            res = res + floor_div_unsigned(c, d) - _signed(k // d)
+        out.append(res)
+    return out
+
+
+def truncate_shares_(shares: torch.Tensor, d: int) -> torch.Tensor:
+    """Exact truncation of this party's share tensor by public ``d`` (see module docstring)."""
+    if d == 1:
+        return shares
+    return truncate_shares_many([(shares, d)])[0]
+
+
+def truncate_(x: ArithmeticSharedTensor, d: int) -> ArithmeticSharedTensor:
+    x.share = truncate_shares_(x.share, d)
+    return x
+
+
+_original_div_ = ArithmeticSharedTensor.div_
+
+
+def _div_(self, y):
+    if _STATE["exact"]:
+        if isinstance(y, float) and y.is_integer():
+            y = int(y)
+        if isinstance(y, int):
+            return truncate_(self, y)
+    return _original_div_(self, y)
+
+
+ArithmeticSharedTensor.div_ = _div_
+
+
+@contextlib.contextmanager
+def exact_truncation(enabled: bool = True) -> Iterator[None]:
+    """Within the block, every division of a share by a public integer is exact (dealer-assisted)."""
+    before = _STATE["exact"]
+    _STATE["exact"] = enabled
+    try:
+        yield
+    finally:
+        _STATE["exact"] = before
+
+
+def exact_truncation_enabled() -> bool:
+    return _STATE["exact"]
+
+
+# --------------------------------------------------------------------------------------------
+# batched products
+
+
+def mul_many(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
+    """Elementwise products of share tensors (broadcasting), all opened in one round.
+
+    Raw products: the scale of a result is the product of its operands' scales; the caller
+    truncates.  Squares (the same tensor twice) use the dealer's square pairs and open one
+    tensor instead of two.
+    """
+    provider = crypten.mpc.get_default_provider()
+    plans = []
+    opened: list[torch.Tensor] = []
+    for x, y in pairs:
+        if x is y:
+            r, r2 = provider.square(x.size(), device=x.device)
+            plans.append(("sq", len(opened), r.share, r2.share))
+            opened.append(x - r.share)
+        else:
+            a, b, c = provider.generate_additive_triple(x.size(), y.size(), "mul", device=x.device)
+            plans.append(("mul", len(opened), a.share, b.share, c.share))
+            opened += [x - a.share, y - b.share]
+    values = comm.get().all_reduce(opened, batched=True)
+    rank0 = comm.get().get_rank() == 0
+    out = []
+    for plan in plans:
+        if plan[0] == "sq":
+            _, i, r, r2 = plan
+            eps = values[i]
+            z = r2 + 2 * r * eps
+            if rank0:
+                z = z + eps * eps
+        else:
+            _, i, a, b, c = plan
+            eps, delta = values[i], values[i + 1]
+            z = c + eps * b + a * delta
+            if rank0:
+                z = z + eps * delta
+        out.append(z)
+    return out
+
+
+def matmul_raw(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Beaver matrix product of two share tensors (torch.matmul broadcasting), not rescaled."""
+    provider = crypten.mpc.get_default_provider()
+    a, b, c = provider.generate_additive_triple(x.size(), y.size(), "matmul", device=x.device)
+    eps, delta = comm.get().all_reduce([x - a.share, y - b.share], batched=True)
+    z = c.share + eps.matmul(b.share) + a.share.matmul(delta)
+    if comm.get().get_rank() == 0:
+        z = z + eps.matmul(delta)
+    return z
+
+
+def ltz_many(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Shares of the integer bits [x < 0] for several share tensors, in one comparison pass.
+
+    CrypTen's comparison: arithmetic-to-binary conversion, a carry-lookahead adder, and a
+    1-bit binary-to-arithmetic conversion; it reveals only Beaver-masked values.
+    """
+    from crypten.mpc import MPCTensor
+
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    bits = MPCTensor.from_shares(flat, precision=0)._ltz()._tensor.share
+    out, offset = [], 0
+    for t in tensors:
+        out.append(bits[offset : offset + t.numel()].reshape(t.shape))
+        offset += t.numel()
+    return out
+
+
+def reveal(shares: torch.Tensor, bits: int, dst: int | None = 0) -> torch.Tensor | None:
+    """Open a fixed-point share tensor to party ``dst`` (all parties if None), as float64.
+
+    Decodes with a plain division: CrypTen's decoder divides negative values by 2^16 - 1 and is
+    off by up to 1.0 on many negative values of magnitude over ~100 (crypten/encoder.py).
+    """
+    if dst is None:
+        total = comm.get().all_reduce(shares)
+    else:
+        total = comm.get().reduce(shares, dst)
+        if comm.get().get_rank() != dst:
+            return None
+    return total.double() / float(1 << bits)

@@ -1,0 +1,209 @@
+"""One secure inference session, as run by each party (the job ``mpc.session:inference_job``).
+
+Order of a session (every step is the same on every computing party):
+
+1. the model owner reads config.json and its weights, and broadcasts the *public* architecture;
+2. the data owner tokenises its texts locally and broadcasts the public batch shape (B, T);
+3. all parties check that they agree (architecture, shapes, backend, options) and stop with a
+   ProtocolError naming the difference if not;
+4. the model owner secret-shares its weights, the data owner its one-hot tokens and masks;
+5. the encoder runs on shares; the outputs are revealed to the data owner only.
+
+What each party learns: the data owner the outputs (embeddings or logits) and the public
+architecture; the model owner B and T (the batch size and padded length) only; the helper and
+the dealer nothing beyond B and T.  With ``pad_to="longest"`` T is the longest text's token
+count in the batch; ``pad_to="max_length"`` hides that too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from mpc import bert
+from mpc._crypten import comm, crypten
+from mpc.backends import PlainOps, SecureOps, StockOps
+from mpc.config import BertConfig, load_weights, resolve_model_dir
+from mpc.errors import InputError, ProtocolError
+from mpc.meter import scope
+from mpc.numerics import F, Fx
+from mpc.protocols import exact_truncation, reveal
+
+BACKENDS = {"secure": SecureOps, "vanilla": StockOps}
+
+
+# ------------------------------------------------------------------------------------------
+# data owner: tokenisation (tokenizer files are public)
+
+
+def load_tokenizer(directory: Path):
+    from tokenizers import Tokenizer
+
+    path = Path(directory) / "tokenizer.json"
+    if not path.is_file():
+        raise InputError(f"no tokenizer.json in {directory}; the data owner needs the model's public tokenizer files")
+    return Tokenizer.from_file(str(path))
+
+
+def tokenize(tokenizer, texts: list[str], *, max_length: int, on_overlong: str = "truncate",
+             pad_to: str = "longest") -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Token ids and attention mask (B, T).  Errors name the record index, never its text."""
+    if not texts:
+        raise InputError("the batch is empty; give at least one text")
+    if on_overlong not in ("truncate", "reject"):
+        raise InputError(f"on_overlong must be 'truncate' or 'reject' (got {on_overlong!r})")
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    rows = []
+    for i, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(f"record {i}: empty text; remove the record or give it text")
+        ids = tokenizer.encode(text).ids
+        if len(ids) > max_length:
+            if on_overlong == "reject":
+                raise InputError(
+                    f"record {i}: {len(ids)} tokens exceed max_length {max_length}; "
+                    "shorten it, raise max_length, or choose on_overlong='truncate'"
+                )
+            ids = ids[: max_length - 1] + ids[-1:]  # keep [SEP]
+        rows.append(ids)
+    T = max_length if pad_to == "max_length" else max(len(r) for r in rows)
+    ids = torch.zeros(len(rows), T, dtype=torch.long)
+    mask = torch.zeros(len(rows), T, dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+        mask[i, : len(r)] = 1
+    return ids, mask
+
+
+# ------------------------------------------------------------------------------------------
+# sharing
+
+
+def _share_weights(ctx, cfg: BertConfig, prepared: dict | None, backend: str, device: str) -> dict:
+    shapes = bert.prepared_shapes(cfg)
+    out = {}
+    for name, shape in shapes.items():
+        plain = prepared[name] if prepared is not None else torch.zeros(shape, dtype=torch.float64)
+        t = crypten.cryptensor(plain.float() if backend == "vanilla" else plain, src=1, device=device)
+        out[name] = t if backend == "vanilla" else Fx(t._tensor.share, F)
+    return out
+
+
+def _share_inputs(ctx, ids, mask, B: int, T: int, V: int, backend: str, device: str):
+    if ctx.rank == 0:
+        onehot = torch.nn.functional.one_hot(ids.reshape(-1), V).double()
+        m = mask.double()
+    else:
+        onehot = torch.zeros(B * T, V, dtype=torch.float64)
+        m = torch.zeros(B, T, dtype=torch.float64)
+    if backend == "vanilla":
+        oh = crypten.cryptensor(onehot.float(), src=0, device=device)
+        mk = crypten.cryptensor(m.float(), src=0, device=device)
+        return oh, mk.reshape(B, 1, 1, T), mk.reshape(B, T, 1)
+    # integers (0 fractional bits): the one-hot product and the masks need no truncation
+    oh = crypten.cryptensor(onehot, src=0, precision=0, device=device)._tensor.share
+    mk = crypten.cryptensor(m, src=0, precision=0, device=device)._tensor.share
+    return Fx(oh, 0), mk.reshape(B, 1, 1, T), mk.reshape(B, T, 1)
+
+
+def _agree(ctx, facts: dict) -> None:
+    """Every party states what it expects; any difference stops the session."""
+    digest = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
+    mine = {"role": ctx.role, "digest": digest, "facts": facts}
+    theirs = [comm.get().broadcast_obj(mine if r == ctx.rank else None, r) for r in range(ctx.world_size)]
+    for other in theirs:
+        if other["digest"] != digest:
+            diff = {k: (facts.get(k), other["facts"].get(k)) for k in set(facts) | set(other["facts"])
+                    if facts.get(k) != other["facts"].get(k)}  # fmt: skip
+            raise ProtocolError(
+                f"parties disagree with {other['role']}: {diff} (ours, theirs); "
+                "give every party the same model, options and batch shape"
+            )
+
+
+# ------------------------------------------------------------------------------------------
+# the job
+
+
+def inference_job(ctx) -> dict | None:
+    p = ctx.params
+    backend = p.get("backend", "secure")
+    if backend not in BACKENDS:
+        raise InputError(f"backend must be one of {sorted(BACKENDS)} (got {backend!r})")
+    device = ctx.device
+
+    # 1. public architecture from the model owner (weights stay in its process)
+    prepared = None
+    if ctx.role == "model-owner":
+        model_dir = resolve_model_dir(p["model"])
+        cfg = BertConfig.from_pretrained(model_dir)
+        prepared = bert.prepare_weights(cfg, load_weights(model_dir, cfg))
+    cfg_dict = comm.get().broadcast_obj(cfg.to_public_dict() if ctx.role == "model-owner" else None, 1)
+    cfg = BertConfig.from_public_dict(cfg_dict)
+
+    # 2. the data owner's batch, tokenised locally; only its shape is broadcast
+    ids = mask = None
+    if ctx.role == "data-owner":
+        tok = load_tokenizer(resolve_model_dir(p["tokenizer"]))
+        ids, mask = tokenize(tok, p["texts"], max_length=int(p.get("max_length", 128)),
+                             on_overlong=p.get("on_overlong", "truncate"), pad_to=p.get("pad_to", "longest"))  # fmt: skip
+        if ids.shape[1] > cfg.max_position_embeddings:
+            raise InputError(f"padded length {ids.shape[1]} exceeds the model's {cfg.max_position_embeddings} positions")
+    B, T = comm.get().broadcast_obj(tuple(ids.shape) if ctx.role == "data-owner" else None, 0)
+
+    # 3. agreement
+    _agree(ctx, {"config": cfg_dict, "backend": backend, "max_length": int(p.get("max_length", 128)),
+                 "batch": [B, T], "world_size": ctx.world_size})  # fmt: skip
+
+    # 4. sharing (no communication: CrypTen's pseudo-random zero sharing)
+    W = _share_weights(ctx, cfg, prepared, backend, device)
+    onehot, attn_mask, pool_mask = _share_inputs(ctx, ids, mask, B, T, cfg.vocab_size, backend, device)
+    del prepared
+
+    # 5. the encoder on shares; reveal to the data owner only
+    ops = BACKENDS[backend]()
+    with exact_truncation(backend == "secure"):
+        hidden = bert.encoder(ops, cfg, W, onehot, attn_mask, B, T)
+        out = bert.classifier_logits(ops, cfg, W, hidden) if cfg.is_classifier else \
+            bert.sentence_embedding(ops, hidden, pool_mask, T)  # fmt: skip
+        with scope("reveal"):
+            values = _reveal(out, backend)
+            hidden_plain = _reveal(hidden, backend) if p.get("return_hidden") else None
+    if ctx.role != "data-owner":
+        return None
+    result = {
+        "kind": "classification" if cfg.is_classifier else "embedding",
+        "shape": list(values.shape),
+        "batch": [B, T],
+        "layers": cfg.num_hidden_layers,
+    }
+    out_path = p.get("output")
+    if out_path:
+        torch.save({"outputs": values, "hidden": hidden_plain}, out_path)
+    return result
+
+
+def _reveal(x, backend: str):
+    if backend == "vanilla":
+        return x.get_plain_text(dst=0).double()  # CrypTen's own decoding, as stock users get it
+    return reveal(x.share, x.bits, dst=0)
+
+
+def plaintext_forward(model: str | Path, texts: list[str], *, max_length: int = 128,
+                      on_overlong: str = "truncate", pad_to: str = "longest", return_hidden: bool = False):  # fmt: skip
+    """The float64 plaintext reference through the same architecture code (PlainOps)."""
+    model_dir = resolve_model_dir(model)
+    cfg = BertConfig.from_pretrained(model_dir)
+    W = bert.prepare_weights(cfg, load_weights(model_dir, cfg))
+    ids, mask = tokenize(load_tokenizer(model_dir), texts, max_length=max_length, on_overlong=on_overlong, pad_to=pad_to)
+    B, T = ids.shape
+    onehot = torch.nn.functional.one_hot(ids.reshape(-1), cfg.vocab_size).double()
+    ops = PlainOps()
+    hidden = bert.encoder(ops, cfg, W, onehot, mask.reshape(B, 1, 1, T), B, T)
+    out = bert.classifier_logits(ops, cfg, W, hidden) if cfg.is_classifier else \
+        bert.sentence_embedding(ops, hidden, mask.reshape(B, T, 1).double(), T)  # fmt: skip
+    return (out, hidden) if return_hidden else out
