@@ -121,9 +121,14 @@ def transition(
 ) -> DataSubjectRequest:
     """The only place a request's status changes.  Raises ``InvalidTransitionError`` for an event
     not allowed in the current status (nothing is changed then)."""
-    event = Event(event)
+    try:
+        event = Event(event)
+    except ValueError as exc:
+        raise InvalidTransitionError(
+            f"unknown event {event!r}; events: {', '.join(e.value for e in Event)}"
+        ) from exc
     now = now or datetime.now(UTC)
-    current = None if event is Event.SUBMIT else RequestStatus(request.status)
+    current = RequestStatus(request.status) if request.status else None
     target = TRANSITIONS.get((current, event))
     if target is None:
         allowed = sorted(e.value for (s, e) in TRANSITIONS if s == current)
@@ -140,11 +145,12 @@ def transition(
         request.claimed_by = actor
     if event is Event.SUBMIT:
         session.add(request)
+    request_id = request.id
     try:
         session.flush()
     except StaleDataError as exc:
         raise ConcurrentUpdateError(
-            f"request {request.id} was changed by another worker; reload it and retry"
+            f"request {request_id} was changed by another worker; roll back, reload and retry"
         ) from exc
     audit.append(
         session,
@@ -199,9 +205,7 @@ def submit(
     payload = dict(payload or {})
     if subject.country:
         payload.setdefault("country", subject.country)
-    due = deadlines.compute(
-        regime, rtype, received_at, zone, country=payload.get("country")
-    )
+    due = deadlines.compute(regime, rtype, received_at, zone, country=payload.get("country"))
     request = DataSubjectRequest(
         id=str(uuid.uuid4()),
         subject_id=subject.id,

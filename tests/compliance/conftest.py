@@ -1,9 +1,10 @@
 """Fixtures of the compliance tests: a migrated store on SQLite (always) and on PostgreSQL
-(skipped with the reason when no server answers), one fresh database or schema per test."""
+(skipped with the reason when no server answers), a migrated copy (SQLite) or emptied tables (PostgreSQL) per test."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -13,7 +14,9 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from compliance.audit import GENESIS
 from compliance.db import make_engine, migrate, session_factory
+from compliance.models import Base
 
 PG_URL = os.environ.get("SMT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 _pg_state: dict[str, str | None] = {}
@@ -38,15 +41,21 @@ class Backend:
         self.name, self.url, self.engine, self.schema = name, url, engine, schema
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'compliance.db'}"
-        engine = make_engine(url)
-        migrate(engine)
-        yield Backend("sqlite", url, engine, None)
-        engine.dispose()
-        return
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (migrating once keeps the suite fast)."""
+    path = tmp_path_factory.mktemp("template") / "compliance.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate(engine)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_schema() -> Iterator[str]:
+    """One migrated schema for the session, dropped at the end; tests empty its tables."""
     reason = pg_unavailable()
     if reason:
         pytest.skip(reason)
@@ -56,13 +65,43 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     engine = make_engine(PG_URL, schema=schema)
     migrate(engine)
+    engine.dispose()
     try:
-        yield Backend("postgresql", PG_URL, engine, schema)
+        yield schema
     finally:
-        engine.dispose()
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def _empty_pg(engine: Engine) -> None:
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        conn.execute(
+            text(
+                "INSERT INTO audit_chain (id, first_seq, first_prev_hash, last_seq, last_hash)"
+                " VALUES (1, 1, :g, 0, :g)"
+            ),
+            {"g": GENESIS},
+        )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "sqlite":
+        path = tmp_path / "compliance.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        url = f"sqlite:///{path}"
+        engine = make_engine(url)
+        yield Backend("sqlite", url, engine, None)
+        engine.dispose()
+        return
+    schema = request.getfixturevalue("pg_schema")
+    engine = make_engine(PG_URL, schema=schema)
+    _empty_pg(engine)
+    yield Backend("postgresql", PG_URL, engine, schema)
+    engine.dispose()
 
 
 @pytest.fixture
