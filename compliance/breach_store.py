@@ -252,7 +252,9 @@ def mark_deadline(
 def get_incident(session: Session, breach_id: str) -> BreachIncident:
     incident = session.get(BreachIncident, breach_id)
     if incident is None:
-        raise NotFoundError(f"no breach {breach_id!r}; `smt breach status` lists none by that id")
+        raise NotFoundError(
+            f"no breach {breach_id!r} in the store; use the id `smt breach report` printed"
+        )
     return incident
 
 

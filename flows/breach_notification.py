@@ -1,0 +1,109 @@
+"""Breach notification: one Prefect flow.
+
+Register an incident (or take an existing one), record its risk assessment, compute the
+deadlines per regime, then produce the authority notification(s) and every affected subject's
+notice in the subject's own locale, written to the notice store and recorded.  ``dry_run``
+stops after the deadlines: nothing is sent or written beyond the incident record.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from prefect import flow, get_run_logger
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from compliance.breach_service import BreachSettings
+from compliance.settings import ComplianceSettings
+from tasks import breach_tasks as t
+
+
+class BreachFactsParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    aware_at: AwareDatetime
+    nature: str
+    contact: str
+    regimes: list[str] = Field(default_factory=list)
+    subject_ids: list[str] = Field(default_factory=list)
+    affected: int | None = None
+    records: int = 0
+    regions: list[str] = Field(default_factory=list)
+    categories: list[str] = Field(default_factory=list)
+    measures: list[str] = Field(default_factory=list)
+    occurred_at: AwareDatetime | None = None
+    encrypted: bool = False
+
+
+class RiskParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    likelihood: int = Field(ge=1, le=4)
+    severity: int = Field(ge=1, le=4)
+    high_risk: bool | None = None
+    encrypted: bool | None = None
+    risk_removed: bool | None = None
+    disproportionate_effort: bool | None = None
+    unlawful_purpose: bool | None = None
+
+
+class BreachNotificationParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    breach_id: str | None = Field(None, description="an existing incident; else `incident`")
+    incident: BreachFactsParams | None = None
+    risk: RiskParams | None = None
+    late_reasons: str | None = None
+    authority_locale: str | None = Field(None, description="default SMT_BREACH_AUTHORITY_LOCALE")
+    output_url: str | None = Field(None, description="default SMT_BREACH_NOTICE_URL")
+    database_url: str | None = Field(None, description="default SMT_DATABASE_URL")
+    now: AwareDatetime | None = Field(None, description="the clock (tests); default: now")
+    actor: str = "breach-notification"
+    dry_run: bool = False
+
+
+@flow(name="breach-notification", log_prints=False)
+def breach_notification(params: BreachNotificationParams) -> dict[str, Any]:
+    log = get_run_logger()
+    settings = BreachSettings()
+    url = params.database_url or ComplianceSettings().database_url
+    now: datetime | None = params.now
+    if params.breach_id is None:
+        if params.incident is None:
+            raise ValueError("give breach_id (an existing incident) or incident (a new one)")
+        described = t.report(url, params.actor, params.incident.model_dump(), now)
+        breach_id = described["id"]
+    else:
+        breach_id = params.breach_id
+    if params.risk is not None:
+        described = t.assess(url, breach_id, params.actor, params.risk.model_dump(), now)
+    else:
+        described = t.status(url, breach_id)
+    log.info(
+        "breach %s: %s, %d deadline(s)", breach_id, described["status"], len(described["deadlines"])
+    )
+    if params.dry_run:
+        return {"id": breach_id, "deadlines": described["deadlines"], "notified": None}
+    result = t.notify(
+        url,
+        breach_id,
+        params.output_url or settings.breach_notice_url,
+        params.actor,
+        params.authority_locale or settings.breach_authority_locale,
+        params.late_reasons,
+        now,
+    )
+    log.info(
+        "breach %s: %d authority and %d subject notice(s) written",
+        breach_id,
+        result["authority_notices"],
+        result["subject_notices"],
+    )
+    return {"id": breach_id, "deadlines": described["deadlines"], "notified": result}
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(breach_notification(BreachNotificationParams.model_validate_json(sys.argv[1])))

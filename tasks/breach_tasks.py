@@ -1,0 +1,90 @@
+"""Prefect tasks of the breach flows: thin wrappers over ``compliance.breach_service``.
+
+Tasks take the database URL, never sessions.  No result persistence and no cache (incidents
+link to subjects); only writing notices (``OSError``) retries, with explicit delays.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy.orm import Session, sessionmaker
+
+from compliance import breach_service
+from compliance.db import open_store
+
+_PRIVATE = {"persist_result": False, "cache_policy": NO_CACHE}
+
+
+def _retry_on_io(task, task_run, state) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        state.result()
+    except OSError:
+        return True
+    except Exception:  # noqa: BLE001 - any other failure is final
+        return False
+    return False
+
+
+@lru_cache(maxsize=8)
+def store(database_url: str) -> sessionmaker[Session]:
+    return open_store(database_url)
+
+
+@task(name="breach-report", **_PRIVATE)
+def report(
+    database_url: str, actor: str, facts: dict[str, Any], now: datetime | None = None
+) -> dict[str, Any]:
+    return breach_service.report(store(database_url), actor=actor, now=now, **facts)
+
+
+@task(name="breach-assess", **_PRIVATE)
+def assess(
+    database_url: str, breach_id: str, actor: str, risk: dict[str, Any], now: datetime | None = None
+) -> dict[str, Any]:
+    return breach_service.assess(store(database_url), breach_id, actor=actor, now=now, **risk)
+
+
+@task(
+    name="breach-notify",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=_retry_on_io,
+    **_PRIVATE,
+)
+def notify(
+    database_url: str,
+    breach_id: str,
+    output_url: str,
+    actor: str,
+    authority_locale: str,
+    late_reasons: str | None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    return breach_service.notify(
+        store(database_url),
+        breach_id,
+        output_url=output_url,
+        actor=actor,
+        authority_locale=authority_locale,
+        late_reasons=late_reasons,
+        now=now,
+    )
+
+
+@task(name="breach-deadline-check", **_PRIVATE)
+def check(
+    database_url: str, window_hours: float, actor: str, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    return breach_service.check(
+        store(database_url), window_hours=window_hours, actor=actor, now=now
+    )
+
+
+@task(name="breach-status", **_PRIVATE)
+def status(database_url: str, breach_id: str) -> dict[str, Any]:
+    return breach_service.status(store(database_url), breach_id)
