@@ -3,10 +3,20 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from alembic import context
 from sqlalchemy import create_engine
 
+import compliance
 from compliance.models import Base
+
+# Every ``compliance.*models`` module declares tables on the same Base: load them all so that
+# autogenerate sees the whole schema.
+for _mod in pkgutil.iter_modules(compliance.__path__):
+    if _mod.name.endswith("models"):
+        importlib.import_module(f"compliance.{_mod.name}")
 
 config = context.config
 target_metadata = Base.metadata

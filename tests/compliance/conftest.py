@@ -11,12 +11,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from compliance.audit import GENESIS
 from compliance.db import make_engine, migrate, session_factory
-from compliance.models import Base
 
 PG_URL = os.environ.get("SMT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 _pg_state: dict[str, str | None] = {}
@@ -75,7 +74,12 @@ def pg_schema() -> Iterator[str]:
 
 
 def _empty_pg(engine: Engine) -> None:
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with engine.connect() as conn:
+        tables = [
+            name
+            for name in inspect(conn).get_table_names()
+            if name != "alembic_version"
+        ]
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         conn.execute(
