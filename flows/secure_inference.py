@@ -108,6 +108,10 @@ def secure_inference(params: InferenceParams) -> dict:
         timings[f"{name}_seconds"] = round(now - since, 3)
         return now
 
+    # The compliance store must know where this run writes before it writes (erasure, retention).
+    t.record_run_for_compliance(run_id=run_id, output_url=params.output_url, region=params.region,
+                                model=params.model, started_at=started_at, finished_at=None,
+                                input_copy_url=paths.work_file("valid.parquet"))
     mark = started
     prepared = t.load_and_validate(params.input_url, paths, settings.max_text_chars, so)
     mark = lap("validate", mark)

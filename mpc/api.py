@@ -38,7 +38,8 @@ def merge_costs(reports: dict[str, dict], seconds: float) -> dict:
         "bytes": max(per_party.values()),
         "bytes_per_party": per_party,
         "dealer_bytes": p0["dealer_bytes"],
-        "seconds": round(seconds, 3),
+        "seconds": p0["seconds"],  # the data owner's session, set-up included
+        "wall_seconds": round(seconds, 3),  # process start to exit
         "per_scope": p0["per_scope"],
         "per_component": p0["per_component"],
     }
@@ -61,6 +62,7 @@ def run_inference(
     return_hidden: bool = False,
     env_by_role: dict[str, dict[str, str]] | None = None,
     param_overrides: dict[str, dict] | None = None,
+    token_ids: list[list[int]] | None = None,
 ) -> InferenceResult:
     """Embed or classify ``texts`` with ``model`` under MPC; outputs revealed to the caller only.
 
@@ -76,7 +78,7 @@ def run_inference(
     params = {
         "data-owner": {**common, "texts": list(texts), "tokenizer": str(tokenizer or model_dir),
                        "on_overlong": on_overlong, "pad_to": pad_to, "output": str(out_path),
-                       "return_hidden": return_hidden},
+                       "return_hidden": return_hidden, "token_ids": token_ids},
         "model-owner": {**common, "model": str(model_dir), "return_hidden": return_hidden},
         "helper": {**common, "return_hidden": return_hidden},
     }  # fmt: skip

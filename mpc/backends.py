@@ -19,9 +19,10 @@ import math
 import torch
 
 from mpc import numerics as nx
+from mpc._crypten import crypten
 from mpc.meter import component
 from mpc.numerics import F, Fx
-from mpc.protocols import matmul_raw, mul_many
+from mpc.protocols import ReusedWeightMask, matmul_raw, mul_many
 
 
 class SecureOps:
@@ -54,6 +55,28 @@ class SecureOps:
 
     def linear(self, x: Fx, w: Fx, b: Fx) -> Fx:
         return self.matmul(x, w) + b
+
+    def embed(self, ids: torch.Tensor | None, n_tokens: int, word: Fx, *, block: int = 1024) -> Fx:
+        """Rows of ``word`` for the data owner's token ids, as one-hot products (n_tokens, H).
+
+        The data owner shares the integer one-hot rows block by block (no communication);
+        every block reuses one weight mask (ReusedWeightMask), so memory stays at
+        block x vocabulary.  Integer one-hot times fixed-point weights needs no truncation.
+        """
+        vocab = word.share.shape[0]
+        with component("embedding"):
+            lookup = ReusedWeightMask(word.share)
+            rows = []
+            for start in range(0, n_tokens, block):
+                stop = min(n_tokens, start + block)
+                if ids is not None:
+                    onehot = torch.nn.functional.one_hot(ids[start:stop], vocab).double()
+                else:
+                    onehot = torch.zeros(stop - start, vocab, dtype=torch.float64)
+                share = crypten.cryptensor(onehot, src=0, precision=0, device=word.share.device)._tensor.share
+                rows.append(lookup.matmul_raw(share))
+            lookup.close()
+            return Fx(torch.cat(rows), word.bits)
 
     def mul_mask(self, x: Fx, mask_int: torch.Tensor) -> Fx:
         """x * m for an integer-shared 0/1 mask m: one round, no truncation."""
@@ -121,6 +144,16 @@ class StockOps:
     def linear(self, x, w, b):
         return self.matmul(x, w) + b
 
+    def embed(self, ids, n_tokens, word):
+        """CrypTen's way: the whole one-hot batch as one fixed-point shared matrix."""
+        vocab = word.shape[0]
+        if ids is not None:
+            onehot = torch.nn.functional.one_hot(ids, vocab).float()
+        else:
+            onehot = torch.zeros(n_tokens, vocab)
+        with component("embedding"):
+            return crypten.cryptensor(onehot, src=0, device=word.device).matmul(word)
+
     def mul_mask(self, x, mask):
         with component("pooling"):
             return x * mask
@@ -175,6 +208,9 @@ class PlainOps:
 
     def linear(self, x, w, b):
         return x @ w + b
+
+    def embed(self, ids, n_tokens, word):
+        return word[ids]
 
     def mul_mask(self, x, mask):
         return x * mask

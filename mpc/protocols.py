@@ -74,9 +74,30 @@ def _dealer_trunc(self, size, d):  # runs inside CrypTen's TTPServer (the dealer
     return torch.stack([msb - msb_others, rq - rq_others])
 
 
+def _dealer_wmask(self, size, key):
+    if not hasattr(self, "_smt_masks"):
+        self._smt_masks = {}
+    self._smt_masks[key] = self._get_additive_PRSS(size)
+    return torch.zeros(1, dtype=torch.long)
+
+
+def _dealer_wtriple(self, size, key):
+    a = self._get_additive_PRSS(size)
+    c = a.matmul(self._smt_masks[key])
+    return c - self._get_additive_PRSS(c.size(), remove_rank=True)
+
+
+def _dealer_wfree(self, key):
+    self._smt_masks.pop(key, None)
+    return torch.zeros(1, dtype=torch.long)
+
+
 def install_dealer_functions() -> None:
     """Teach CrypTen's TTP server our dealer functions (call in the dealer process)."""
     ttp_provider.TTPServer.smt_trunc = _dealer_trunc
+    ttp_provider.TTPServer.smt_wmask = _dealer_wmask
+    ttp_provider.TTPServer.smt_wtriple = _dealer_wtriple
+    ttp_provider.TTPServer.smt_wfree = _dealer_wfree
 
 
 # --------------------------------------------------------------------------------------------
@@ -217,6 +238,54 @@ def matmul_raw(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     if comm.get().get_rank() == 0:
         z = z + eps.matmul(delta)
     return z
+
+
+class ReusedWeightMask:
+    """Products X_i @ W for many row blocks X_i with one weight mask b, opened once.
+
+    The dealer deals shares of a uniform b once, and for every block a fresh uniform a_i with
+    shares of c_i = a_i @ b.  The parties open delta = W - b once and eps_i = X_i - a_i per
+    block; X_i @ W = c_i + eps_i @ b + a_i @ delta + eps_i @ delta.
+    Why the reuse reveals nothing more: every opened value is a secret minus an independent
+    uniform mask (b once, for the one value W; each a_i once), exactly the view of a single
+    Beaver product of the stacked blocks.  It keeps memory bounded by the block size (a
+    one-hot block is rows x vocabulary) instead of the whole batch.
+    """
+
+    _next = 0
+
+    def __init__(self, w: torch.Tensor):
+        from crypten.common.rng import generate_random_ring_element
+
+        ReusedWeightMask._next += 1
+        self.key = ReusedWeightMask._next
+        self.client = ttp_provider.TTPClient.get()
+        self.device = w.device
+        self.gen = self.client.get_generator(device=w.device)
+        self.rank0 = comm.get().get_rank() == 0
+        if self.rank0:
+            self.client.ttp_request("smt_wmask", w.device, w.size(), self.key)
+        self.b = generate_random_ring_element(w.size(), generator=self.gen, device=w.device)
+        self.delta = comm.get().all_reduce(w - self.b)
+
+    def matmul_raw(self, x: torch.Tensor) -> torch.Tensor:
+        from crypten.common.rng import generate_random_ring_element
+
+        a = generate_random_ring_element(x.size(), generator=self.gen, device=self.device)
+        if self.rank0:
+            c = self.client.ttp_request("smt_wtriple", self.device, x.size(), self.key)
+        else:
+            size = (x.size(0), self.b.size(1))
+            c = generate_random_ring_element(size, generator=self.gen, device=self.device)
+        eps = comm.get().all_reduce(x - a)
+        z = c + eps.matmul(self.b) + a.matmul(self.delta)
+        if self.rank0:
+            z = z + eps.matmul(self.delta)
+        return z
+
+    def close(self) -> None:
+        if self.rank0:
+            self.client.ttp_request("smt_wfree", self.device, self.key)
 
 
 def ltz_many(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:

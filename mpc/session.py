@@ -93,21 +93,14 @@ def _share_weights(ctx, cfg: BertConfig, prepared: dict | None, backend: str, de
     return out
 
 
-def _share_inputs(ctx, ids, mask, B: int, T: int, V: int, backend: str, device: str):
-    if ctx.rank == 0:
-        onehot = torch.nn.functional.one_hot(ids.reshape(-1), V).double()
-        m = mask.double()
-    else:
-        onehot = torch.zeros(B * T, V, dtype=torch.float64)
-        m = torch.zeros(B, T, dtype=torch.float64)
+def _share_masks(ctx, mask, B: int, T: int, backend: str, device: str):
+    m = mask.double() if ctx.rank == 0 else torch.zeros(B, T, dtype=torch.float64)
     if backend == "vanilla":
-        oh = crypten.cryptensor(onehot.float(), src=0, device=device)
         mk = crypten.cryptensor(m.float(), src=0, device=device)
-        return oh, mk.reshape(B, 1, 1, T), mk.reshape(B, T, 1)
-    # integers (0 fractional bits): the one-hot product and the masks need no truncation
-    oh = crypten.cryptensor(onehot, src=0, precision=0, device=device)._tensor.share
+        return mk.reshape(B, 1, 1, T), mk.reshape(B, T, 1)
+    # integers (0 fractional bits): multiplying by them needs no truncation
     mk = crypten.cryptensor(m, src=0, precision=0, device=device)._tensor.share
-    return Fx(oh, 0), mk.reshape(B, 1, 1, T), mk.reshape(B, T, 1)
+    return mk.reshape(B, 1, 1, T), mk.reshape(B, T, 1)
 
 
 def _agree(ctx, facts: dict) -> None:
@@ -147,7 +140,10 @@ def inference_job(ctx) -> dict | None:
 
     # 2. the data owner's batch, tokenised locally; only its shape is broadcast
     ids = mask = None
-    if ctx.role == "data-owner":
+    if ctx.role == "data-owner" and p.get("token_ids") is not None:  # benchmarks: exact lengths
+        ids = torch.tensor(p["token_ids"], dtype=torch.long)
+        mask = torch.ones_like(ids)
+    elif ctx.role == "data-owner":
         tok = load_tokenizer(resolve_model_dir(p["tokenizer"]))
         ids, mask = tokenize(tok, p["texts"], max_length=int(p.get("max_length", 128)),
                              on_overlong=p.get("on_overlong", "truncate"), pad_to=p.get("pad_to", "longest"))  # fmt: skip
@@ -161,13 +157,14 @@ def inference_job(ctx) -> dict | None:
 
     # 4. sharing (no communication: CrypTen's pseudo-random zero sharing)
     W = _share_weights(ctx, cfg, prepared, backend, device)
-    onehot, attn_mask, pool_mask = _share_inputs(ctx, ids, mask, B, T, cfg.vocab_size, backend, device)
+    attn_mask, pool_mask = _share_masks(ctx, mask, B, T, backend, device)
+    flat_ids = ids.reshape(-1) if ids is not None else None
     del prepared
 
     # 5. the encoder on shares; reveal to the data owner only
     ops = BACKENDS[backend]()
     with exact_truncation(backend == "secure"):
-        hidden = bert.encoder(ops, cfg, W, onehot, attn_mask, B, T)
+        hidden = bert.encoder(ops, cfg, W, flat_ids, attn_mask, B, T)
         out = bert.classifier_logits(ops, cfg, W, hidden) if cfg.is_classifier else \
             bert.sentence_embedding(ops, hidden, pool_mask, T)  # fmt: skip
         with scope("reveal"):
@@ -189,21 +186,28 @@ def inference_job(ctx) -> dict | None:
 
 def _reveal(x, backend: str):
     if backend == "vanilla":
-        return x.get_plain_text(dst=0).double()  # CrypTen's own decoding, as stock users get it
+        v = x.get_plain_text(dst=0)  # CrypTen's own decoding, as stock users get it
+        return v.double() if v is not None else None
     return reveal(x.share, x.bits, dst=0)
 
 
-def plaintext_forward(model: str | Path, texts: list[str], *, max_length: int = 128,
-                      on_overlong: str = "truncate", pad_to: str = "longest", return_hidden: bool = False):  # fmt: skip
+def plaintext_forward(model: str | Path, texts: list[str] | None = None, *, token_ids=None,
+                      max_length: int = 128, on_overlong: str = "truncate", pad_to: str = "longest",
+                      return_hidden: bool = False):  # fmt: skip
     """The float64 plaintext reference through the same architecture code (PlainOps)."""
     model_dir = resolve_model_dir(model)
     cfg = BertConfig.from_pretrained(model_dir)
     W = bert.prepare_weights(cfg, load_weights(model_dir, cfg))
-    ids, mask = tokenize(load_tokenizer(model_dir), texts, max_length=max_length, on_overlong=on_overlong, pad_to=pad_to)
+    if token_ids is not None:
+        ids = torch.as_tensor(token_ids, dtype=torch.long)
+        mask = torch.ones_like(ids)
+    else:
+        ids, mask = tokenize(load_tokenizer(model_dir), texts, max_length=max_length,
+                             on_overlong=on_overlong, pad_to=pad_to)  # fmt: skip
     B, T = ids.shape
-    onehot = torch.nn.functional.one_hot(ids.reshape(-1), cfg.vocab_size).double()
     ops = PlainOps()
-    hidden = bert.encoder(ops, cfg, W, onehot, mask.reshape(B, 1, 1, T), B, T)
-    out = bert.classifier_logits(ops, cfg, W, hidden) if cfg.is_classifier else \
-        bert.sentence_embedding(ops, hidden, mask.reshape(B, T, 1).double(), T)  # fmt: skip
+    with torch.no_grad():
+        hidden = bert.encoder(ops, cfg, W, ids.reshape(-1), mask.reshape(B, 1, 1, T), B, T)
+        out = bert.classifier_logits(ops, cfg, W, hidden) if cfg.is_classifier else \
+            bert.sentence_embedding(ops, hidden, mask.reshape(B, T, 1).double(), T)  # fmt: skip
     return (out, hidden) if return_hidden else out

@@ -5,13 +5,14 @@ Layout of a run under ``<output>/<run_id>/``::
     results.parquet      one row per processed record (written once, by the final merge)
     quarantine.parquet   invalid records: row, line, record_id, reasons
     manifest.json        counts, cost per shard and in total, model, versions, timings, status
-    _work/               while the run is unfinished: valid and allowed records, shard inputs,
-                         per-shard results (removed when the run completes)
+    _work/               while the run is unfinished: valid and allowed records, per-shard
+                         results and costs (removed when the run completes)
 
 Every step is idempotent and writes atomically (``tasks.storage``).  A shard is identified by a
 digest of its record ids, texts and engine settings, so a resumed run reuses a shard result only
-when it would compute exactly the same thing.  Shard inputs and the ``_work`` files hold record
-text: they stay beside the results (same store, same residency) and are deleted on completion.
+when it would compute exactly the same thing.  The ``_work`` files hold record text and ids: they
+stay beside the results (same store, same residency), are recorded with the compliance store
+(``input_copy_url``) and are deleted on completion.
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ def engine_key(*, model: str, parties: int, max_length: int) -> str:
 
 def plan_shards(allowed_url: str, paths: RunPaths, *, shard_size: int, key: str,
                 storage_options: dict | None = None) -> list[dict]:
-    """Split the allowed records (input order) into shards; write inputs of unfinished ones."""
+    """Split the allowed records (input order) into shards: slices of the allowed file."""
     allowed = storage.read_parquet(allowed_url, storage_options=storage_options).to_pandas()
     shards = []
     for index, start in enumerate(range(0, len(allowed), shard_size)):
@@ -164,15 +165,12 @@ def plan_shards(allowed_url: str, paths: RunPaths, *, shard_size: int, key: str,
             "index": index,
             "name": name,
             "records": len(part),
-            "input_url": paths.work_file("inputs", f"{name}.parquet"),
+            "allowed_url": allowed_url,
+            "start": start,
+            "stop": start + len(part),
             "result_url": paths.work_file("shards", f"{name}.parquet"),
             "cost_url": paths.work_file("shards", f"{name}.cost.json"),
         }
-        if not storage.exists(shard["result_url"], storage_options=storage_options):
-            table = pa.Table.from_pandas(part[["record_id", "subject_id", "region", "text"]],
-                                         preserve_index=False)
-            storage.write_parquet_atomic(shard["input_url"], table,
-                                         storage_options=storage_options)
         shards.append(shard)
     return shards
 
@@ -191,7 +189,8 @@ def run_shard(shard: dict, *, model: str, parties: int, max_length: int, timeout
     if storage.exists(shard["result_url"], storage_options=so):
         return {"index": shard["index"], "status": "skipped",
                 "cost": storage.read_json(shard["cost_url"], storage_options=so)}
-    part = storage.read_parquet(shard["input_url"], storage_options=so).to_pandas()
+    allowed = storage.read_parquet(shard["allowed_url"], storage_options=so)
+    part = allowed.slice(shard["start"], shard["stop"] - shard["start"]).to_pandas()
     texts = part["text"].tolist()
     from mpc import run_inference  # the engine: heavy import, only where it is needed
 

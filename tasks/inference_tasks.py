@@ -88,20 +88,13 @@ def open_consent_gate(settings: InferenceSettings | None = None) -> ConsentGate:
 
 
 def record_run_for_compliance(*, run_id: str, output_url: str, region: str | None, model: str,
-                              started_at: datetime, finished_at: datetime) -> bool:
-    """Tell the compliance store where this run wrote personal data (for erasure and retention).
-
-    Returns False when the store offers no ``record_inference_run`` yet.
-    """
-    from compliance import subjects
-
-    record = getattr(subjects, "record_inference_run", None)
-    if record is None:
-        return False
+                              started_at: datetime, finished_at: datetime | None,
+                              input_copy_url: str | None = None) -> None:
+    """Tell the compliance store where this run writes personal data (erasure, retention)."""
     from compliance.db import open_store, transaction
+    from compliance.runs import record_inference_run
     from compliance.settings import ComplianceSettings
 
     with transaction(open_store(ComplianceSettings().database_url)) as session:
-        record(session, run_id=run_id, output_url=output_url, region=region or "any",
-               model=model, started_at=started_at, finished_at=finished_at)
-    return True
+        record_inference_run(session, run_id, output_url, region, model, started_at,
+                             finished_at=finished_at, input_copy_url=input_copy_url)

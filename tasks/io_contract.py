@@ -21,6 +21,8 @@ Two kinds of problems:
   (:data:`REASON_CODES`); the other records still run.  A record whose bytes are not UTF-8, or
   a CSV/JSON line that cannot be parsed, is kept with its line number.
 
+The quarantine file has ``row``, ``line``, ``record_id``, ``subject_id`` (so that erasure can
+find a subject's quarantined records; null when it could not be decoded) and ``reasons``.
 ``row`` is the 1-based number of the record among the data records; ``line`` is the 1-based
 physical line where it starts (the CSV header is line 1; ``None`` for Parquet).  Nothing here
 ever puts record text into a message, a log line or the quarantine file.
@@ -72,6 +74,7 @@ QUARANTINE_SCHEMA = pa_arrow.schema([
     ("row", pa_arrow.int64()),
     ("line", pa_arrow.int64()),
     ("record_id", pa_arrow.string()),
+    ("subject_id", pa_arrow.string()),
     ("reasons", pa_arrow.list_(pa_arrow.string())),
 ])
 
@@ -202,6 +205,7 @@ def validate_batch(raw: RawBatch, *, max_text_chars: int = DEFAULT_MAX_TEXT_CHAR
     quarantined = [
         {"row": int(frame.at[i, "_row"]), "line": _opt_int(frame.at[i, "_line"]),
          "record_id": _clean_id(frame.at[i, "record_id"]),
+         "subject_id": _clean_id(frame.at[i, "subject_id"]),
          "reasons": sorted(set(reasons[i]), key=list(REASON_CODES).index)}
         for i in frame.index[bad]
     ]
@@ -332,7 +336,7 @@ def _parse_csv_text(data: bytes, url: str) -> tuple[pd.DataFrame, list[dict]]:
             # A broken quote can swallow the rest of the file: reject this line and go on
             # from the next physical line.
             rejected.append({"row": row, "line": start + 1, "record_id": None,
-                             "reasons": ["malformed_row"]})
+                             "subject_id": None, "reasons": ["malformed_row"]})
             i = start + 1
             continue
         values = dict(zip(header, fields, strict=True))
@@ -340,6 +344,7 @@ def _parse_csv_text(data: bytes, url: str) -> tuple[pd.DataFrame, list[dict]]:
         if any(_has_surrogates(f) for f in fields):
             rejected.append({"row": row, "line": start + 1,
                              "record_id": _clean_id(record["record_id"]),
+                             "subject_id": _clean_id(record["subject_id"]),
                              "reasons": ["undecodable_utf8"]})
         else:
             records.append(record)
@@ -359,7 +364,7 @@ def _parse_jsonl(data: bytes, url: str) -> tuple[pd.DataFrame, list[dict]]:
         try:
             line = raw_line.decode("utf-8")
         except UnicodeDecodeError:
-            rejected.append({"row": row, "line": number, "record_id": None,
+            rejected.append({"row": row, "line": number, "record_id": None, "subject_id": None,
                              "reasons": ["undecodable_utf8"]})
             continue
         try:
@@ -367,7 +372,7 @@ def _parse_jsonl(data: bytes, url: str) -> tuple[pd.DataFrame, list[dict]]:
         except ValueError:
             obj = None
         if not isinstance(obj, dict):
-            rejected.append({"row": row, "line": number, "record_id": None,
+            rejected.append({"row": row, "line": number, "record_id": None, "subject_id": None,
                              "reasons": ["malformed_row"]})
             continue
         seen_columns.update(obj)

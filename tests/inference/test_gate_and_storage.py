@@ -75,7 +75,8 @@ def test_prepare_batch_from_and_to_s3(tmp_path, s3):
                                    storage_options=so)
     assert (prepared["records_in"], prepared["records_valid"]) == (2, 1)
     quarantine = storage.read_parquet(paths.quarantine, storage_options=so).to_pylist()
-    assert quarantine == [{"row": 2, "line": 3, "record_id": "b", "reasons": ["text_empty"]}]
+    assert quarantine == [{"row": 2, "line": 3, "record_id": "b", "subject_id": "s",
+                          "reasons": ["text_empty"]}]
 
 
 def test_run_id_must_be_a_plain_folder_name():

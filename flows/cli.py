@@ -1,0 +1,135 @@
+"""The ``smt`` command line.
+
+Subcommands live next to what they drive: ``party`` (mpc.party), ``embed`` and ``bench`` here,
+``infer`` (flows/cli_infer.py), compliance commands (flows/cli_compliance.py), breach commands
+(flows/cli_breach.py).  With ``--json`` the last line of stdout is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+from mpc.errors import SmtError
+
+# Subcommand modules with a ``register(subparsers)`` function, in help order.
+SUBCOMMAND_MODULES = ("flows.cli_infer", "flows.cli_compliance", "flows.cli_breach")
+
+DEMO_TEXTS = [
+    "The patient reported mild chest pain after exercise.",
+    "Quarterly revenue grew 12% while operating costs fell.",
+    "El empleado solicitó una baja por maternidad de 16 semanas.",
+    "Le client conteste une transaction de 1 250,00 EUR.",
+    "Der Vertrag endet am 31. Dezember 2026.",
+    "患者は薬の副作用を訴えた。",
+]
+
+
+def _cmd_party(args: argparse.Namespace) -> int:
+    from mpc import party
+
+    return party.run(args)
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from mpc import run_inference
+
+    texts = list(args.text or [])
+    if args.input:
+        texts += [line for line in Path(args.input).read_text(encoding="utf-8").splitlines() if line.strip()]
+    demo = not texts
+    texts = texts or DEMO_TEXTS
+    result = run_inference(texts, model=args.model, parties=args.parties, max_length=args.max_length,
+                           on_overlong=args.on_overlong, timeout=args.timeout, device=args.device)  # fmt: skip
+    summary = {
+        "model": result.model_name,
+        "kind": result.kind,
+        "records": len(texts),
+        "dimensions": int(result.outputs.shape[1]),
+        "parties": args.parties,
+        "rounds": result.cost["rounds"],
+        "bytes_per_party": result.cost["bytes"],
+        "dealer_bytes": result.cost["dealer_bytes"],
+        "seconds": result.cost["seconds"],
+    }
+    if args.output:
+        import numpy as np
+
+        np.save(args.output, result.outputs)
+        summary["output"] = str(args.output)
+    if demo and result.kind == "embedding":
+        # the embedded defaults: also check the secure result against plaintext Hugging Face
+        from mpc.session import plaintext_forward
+
+        ref = plaintext_forward(args.model, texts).numpy()
+        cos = (result.outputs * ref).sum(1) / (
+            (result.outputs**2).sum(1) ** 0.5 * (ref**2).sum(1) ** 0.5
+        )
+        summary["min_cosine_vs_plaintext"] = round(float(cos.min()), 7)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        for k, v in summary.items():
+            print(f"{k:>26}: {v}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="smt", description="Secure MPC Transformer")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    from mpc.party import build_parser as party_parser
+
+    p = sub.add_parser("party", help="run one MPC party (any host)")
+    party_parser(p)
+    p.set_defaults(func=_cmd_party)
+
+    p = sub.add_parser("embed", help="embed texts under MPC (embedded defaults: demo texts, MiniLM)")
+    p.add_argument("--text", action="append", help="a text (repeatable)")
+    p.add_argument("--input", type=Path, help="a UTF-8 file, one text per line")
+    p.add_argument("--output", type=Path, help="write the outputs as .npy")
+    _session_options(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_embed)
+
+    from mpc.bench import add_arguments as bench_arguments
+    from mpc.bench import command as bench_command
+
+    p = sub.add_parser("bench", help="secure vs vanilla CrypTen vs plaintext, side by side")
+    bench_arguments(p)
+    p.set_defaults(func=bench_command)
+
+    for name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name != name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def _session_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="minilm", help="'minilm', 'bert-base' or a save_pretrained directory")
+    p.add_argument("--parties", type=int, default=2, choices=[2, 3])
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--on-overlong", choices=["truncate", "reject"], default="truncate")
+    p.add_argument("--timeout", type=float, default=600.0)
+    p.add_argument("--device", default="cpu")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SmtError as err:
+        print(f"smt: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

