@@ -109,29 +109,31 @@ EXP_SQUARINGS = 10
 EXP_MIN = -1900.0
 
 
-def exp_neg(u: Fx, out_bits: int = F) -> Fx:
+def exp_neg(u: Fx, out_bits: int = F, squarings: int = EXP_SQUARINGS) -> Fx:
     """exp(u) for u <= 0.
 
-    Formula: exp(u) = p(v)^(2^10) with v = u / 1024 and p(v) = 1 + v + v^2/2, evaluated with
-    30 fractional bits and ten squarings.
-    Valid range: u in [-1900, 0] (p(v) stays in [0.5, 1) there, so large negative inputs decay
-    to 0 instead of blowing up); up to +1e-3 is tolerated.  Below -1900 the result is wrong.
-    Error: relative |u|^3 / (6 * 1024^2) + ~2^-20 from rounding, i.e. below 3e-6 absolute over
-    the whole range (tests/test_numerics.py); values under 2^-out_bits read as 0.
+    Formula: exp(u) = p(v)^(2^k) with v = u / 2^k and p(v) = 1 + v + v^2/2, evaluated with
+    30 fractional bits and k squarings (k = 10 by default; softmax uses 8).
+    Valid range: u in [-1.85 * 2^k, 0] ([-1900, 0] for k = 10, [-475, 0] for k = 8): p(v)
+    stays in [0.5, 1) there, so large negative inputs decay to 0 instead of blowing up; up to
+    +1e-3 is tolerated.  Below the range the result is wrong.
+    Error: relative |u|^3 / (6 * 4^k) + ~2^(k-30) from rounding, i.e. below 3e-6 (k = 10) and
+    1e-5 (k = 8) absolute over the range (tests/test_numerics.py); values under 2^-out_bits
+    read as 0.
     """
-    if u.bits + 10 <= HI:  # v = u / 1024 at HI bits, exactly and locally
-        v = Fx(u.share << (HI - u.bits - 10), HI)
+    if u.bits + squarings <= HI:  # v = u / 2^k at HI bits, exactly and locally
+        v = Fx(u.share << (HI - u.bits - squarings), HI)
     else:
-        (v,) = truncate([(Fx(u.share, u.bits + 10), HI)])
-    return _exp_from_v(v, out_bits)
+        (v,) = truncate([(Fx(u.share, u.bits + squarings), HI)])
+    return _exp_from_v(v, out_bits, squarings)
 
 
-def _exp_from_v(v: Fx, out_bits: int) -> Fx:
-    """p(v)^(2^10) for v = u/1024 at HI fractional bits (see exp_neg)."""
+def _exp_from_v(v: Fx, out_bits: int, squarings: int = EXP_SQUARINGS) -> Fx:
+    """p(v)^(2^k) for v = u/2^k at HI fractional bits (see exp_neg)."""
     (half_v2,) = mul([(v, v, HI, 1)])  # v^2 / 2
     p = (v + half_v2).add_public(1.0)
-    for i in range(EXP_SQUARINGS):
-        bits = out_bits if i == EXP_SQUARINGS - 1 else HI
+    for i in range(squarings):
+        bits = out_bits if i == squarings - 1 else HI
         (p,) = mul([(p, p, bits)])
     return p
 
@@ -178,9 +180,9 @@ def inv_sqrt(v: Fx, lo: int = INV_SQRT_LO, hi: int = INV_SQRT_HI) -> Fx:
     Pass v with 24 fractional bits where it is small: at 16 bits, v = 0.001 is itself only
     known to 1.5%.
 
-    Formula: an initial guess y0 = c / sqrt(theta) from the largest threshold theta = 2^(k/2)
+    Formula: an initial guess y0 = c / sqrt(theta) from the largest threshold theta = 2^(k/4)
     below v (all thresholds compared in one batched comparison on the small tensor of
-    variances; c^2 = 2/(1+sqrt 2) centres v*y0^2 in [0.83, 1.17]), then three Goldschmidt
+    variances; c^2 = 2/(1+2^(1/4)) centres v*y0^2 in [0.91, 1.09]), then two Goldschmidt
     iterations g <- g(1+r), h <- h(1+r), r = 1/2 - g h, from g = v y0, h = y0/2 (g -> sqrt v,
     h -> 1/(2 sqrt v)), at 24 fractional bits.
     Valid range: [2^lo, 2^hi]; below 2^lo the result is too small (not converged), above 2^hi
@@ -188,8 +190,8 @@ def inv_sqrt(v: Fx, lo: int = INV_SQRT_LO, hi: int = INV_SQRT_HI) -> Fx:
     """
     if v.bits > G:
         raise ValueError(f"inv_sqrt takes at most {G} fractional bits")
-    c = math.sqrt(2.0 / (1.0 + math.sqrt(2.0)))
-    thetas = [2.0 ** (k / 2) for k in range(2 * lo, 2 * hi + 1)]
+    c = math.sqrt(2.0 / (1.0 + 2.0**0.25))
+    thetas = [2.0 ** (k / 4) for k in range(4 * lo, 4 * hi + 1)]
     guesses = [c / math.sqrt(t) for t in thetas]
     offsets = public_fx(torch.tensor(thetas[1:]), v.bits).view((-1,) + (1,) * v.share.dim())
     if comm.get().get_rank() != 0:
@@ -204,7 +206,7 @@ def inv_sqrt(v: Fx, lo: int = INV_SQRT_LO, hi: int = INV_SQRT_HI) -> Fx:
     y0 = Fx(y0, G)
     (g,) = mul([(v, y0, G)])
     h = Fx(y0.share, G + 1)  # y0 / 2
-    for _ in range(3):
+    for _ in range(2):
         (gh,) = mul([(g, h, G)])
         r = (-gh).add_public(0.5)
         gr, hr = mul([(g, r, G), (h, r, G)])
@@ -265,21 +267,58 @@ def tanh(x: Fx) -> Fx:
 # ------------------------------------------------------------------------------------------
 # softmax
 
-MASK_BIAS = 1000.0
-SOFTMAX_MAX_SPREAD = 600.0
+MASK_BIAS = 300.0
+SOFTMAX_MAX_SPREAD = 170.0
+SOFTMAX_SQUARINGS = 8
+
+
+ALL_PAIRS_AT = 8
 
 
 def row_max(x: Fx) -> Fx:
-    """Maximum over the last dimension by a tree of comparisons (log2 n levels)."""
+    """Maximum over the last dimension.
+
+    Halving tournaments (one comparison round and one selection round per level) until at
+    most 8 candidates remain, then all pairs of those compared in one batch: x_i is the
+    maximum when it beats every other (ties broken by index), an AND of integer bits in
+    log2(7) = 3 rounds, then one selection round.  The last three levels thus cost one
+    comparison pass instead of three, for 28 instead of 7 comparisons per row.
+    """
     s = x.share
-    while s.shape[-1] > 1:
+    while s.shape[-1] > ALL_PAIRS_AT:
         n = s.shape[-1]
         h = n // 2
         a, b, rest = s[..., :h], s[..., h : 2 * h], s[..., 2 * h :]
         (a_lt_b,) = ltz_many([a - b])
         (sel,) = mul_many([(b - a, a_lt_b)])
         s = torch.cat([a + sel, rest], dim=-1)
-    return Fx(s, x.bits)
+    n = s.shape[-1]
+    if n == 1:
+        return Fx(s, x.bits)
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    diffs = torch.stack([s[..., i] - s[..., j] for i, j in pairs])  # (pairs, ...)
+    (lt,) = ltz_many([diffs])  # [x_i < x_j]
+    one = torch.ones_like(lt[0]) if comm.get().get_rank() == 0 else torch.zeros_like(lt[0])
+    wins = []
+    for i in range(n):  # x_i wins iff x_i >= x_j for j > i and x_i > x_j for j < i
+        bits = [one - lt[k] if a == i else lt[k] for k, (a, b) in enumerate(pairs) if i in (a, b)]
+        wins.append(bits)
+    while len(wins[0]) > 1:  # AND-tree over each candidate's bits, all candidates together
+        lefts, rights, carry = [], [], []
+        for bits in wins:
+            half = len(bits) // 2
+            lefts += bits[:half]
+            rights += bits[half : 2 * half]
+            carry.append(bits[2 * half :])
+        prods = mul_many(list(zip(lefts, rights, strict=True)))
+        out, k = [], 0
+        for bits, extra in zip(wins, carry, strict=True):
+            half = len(bits) // 2
+            out.append(prods[k : k + half] + extra)
+            k += half
+        wins = out
+    (picked,) = mul_many([(torch.stack([s[..., i] for i in range(n)]), torch.stack([w[0] for w in wins]))])
+    return Fx(picked.sum(0).unsqueeze(-1), x.bits)
 
 
 def softmax(scores: Fx, key_mask: torch.Tensor, length: int) -> Fx:
@@ -287,9 +326,10 @@ def softmax(scores: Fx, key_mask: torch.Tensor, length: int) -> Fx:
 
     ``key_mask`` holds this party's shares of the integer 0/1 key mask, broadcastable to
     ``scores``.  Formula: z = scores + 1000 (mask - 1); p = exp(z - max z) / sum exp(z - max z)
-    with our exp and reciprocal (row sums lie in [1, length]).
-    Valid range: the spread of real logits within a row at most 600 (real MiniLM: 132).
-    Padded keys get exp(<= -400) = 0 exactly at 16 fractional bits: zero attention.
+    with our exp (8 squarings) and reciprocal (row sums lie in [1, length]).
+    Valid range: the spread of real logits within a row at most 170 (real MiniLM: 132):
+    real positions then stay in exp's range [-475, 0] and padded keys at or below -130, where
+    exp reads as exactly 0 at 16 fractional bits: padded keys get zero attention.
     Error: below 2e-5 absolute per probability (tests).
     """
     bias = key_mask * int(MASK_BIAS * (1 << F))
@@ -297,7 +337,7 @@ def softmax(scores: Fx, key_mask: torch.Tensor, length: int) -> Fx:
         bias = bias - int(MASK_BIAS * (1 << F))
     z = Fx(scores.share + bias, F)
     m = row_max(z)
-    e = exp_neg(z - m, out_bits=F)
+    e = exp_neg(z - m, out_bits=F, squarings=SOFTMAX_SQUARINGS)
     total = Fx(e.share.sum(-1, keepdim=True), F)
     inv = reciprocal(total, upper=float(length))
     (p,) = mul([(e, inv, F)])

@@ -1,7 +1,7 @@
-"""A party job that evaluates one secure numeric function on the data owner's values.
+"""A party job that evaluates our secure numeric functions on the data owner's values.
 
-Used by the numerics tests and ``bench/numerics_sweep.py``: the data owner secret-shares a
-vector, every party runs the function, and the result is revealed to the data owner only.
+Used by the numerics tests and benchmarks: the data owner secret-shares each vector, every
+party runs the function, and the result is revealed to the data owner only.
 """
 
 from __future__ import annotations
@@ -9,44 +9,48 @@ from __future__ import annotations
 import torch
 
 from mpc import numerics as nx
-from mpc._crypten import crypten
+from mpc._crypten import comm, crypten
 from mpc.protocols import exact_truncation, reveal
 
+# function name -> (input fractional bits, secure function)
+FUNCTIONS = {
+    "exp": (nx.F, lambda x: nx.exp_neg(x)),
+    "reciprocal": (nx.F, lambda x: nx.reciprocal(x, upper=128.0)),
+    "inv_sqrt": (nx.G, lambda x: nx.inv_sqrt(x)),
+    "gelu": (nx.F, lambda x: nx.gelu(x)),
+    "tanh": (nx.F, lambda x: nx.tanh(x)),
+    "softmax8": (nx.F, None),  # rows of 8 logits, last two keys padded
+    "truncate": (nx.F, None),  # x * 2^16 at 32 bits, truncated back to 16 bits
+}
 
-def _share(ctx, values: list[float] | None, n: int, precision: int = 16):
-    x = torch.tensor(values if ctx.rank == 0 else [0.0] * n, dtype=torch.float64)
-    return crypten.cryptensor(x, src=0, precision=precision)._tensor.share
+
+def _softmax8(x: nx.Fx, rank: int) -> nx.Fx:
+    rows = x.share.view(-1, 8)
+    mask = torch.zeros_like(rows)
+    if rank == 0:
+        mask[:, :6] = 1
+    y = nx.softmax(nx.Fx(rows, nx.F), mask, length=8)
+    return nx.Fx(y.share.reshape(-1), y.bits)
 
 
 def numerics_job(ctx):
-    p = ctx.params
-    n = int(p["n"]) if "n" in p else len(p["values"])
-    fn = p.get("function") if ctx.rank == 0 else None
-    fn = crypten.communicator.get().broadcast_obj(fn, 0)
-    share = _share(ctx, p.get("values"), n)
-    x = nx.Fx(share, nx.F)
+    spec = comm.get().broadcast_obj(
+        {k: len(v) for k, v in ctx.params["inputs"].items()} if ctx.rank == 0 else None, 0
+    )
+    results = {}
     with exact_truncation():
-        if fn == "exp":
-            y = nx.exp_neg(x)
-        elif fn == "reciprocal":
-            y = nx.reciprocal(x, upper=float(p.get("upper", 128)) if ctx.rank == 0 else 128.0)
-        elif fn == "inv_sqrt":
-            y = nx.inv_sqrt(x)
-        elif fn == "gelu":
-            y = nx.gelu(x)
-        elif fn == "tanh":
-            y = nx.tanh(x)
-        elif fn == "softmax":
-            rows = x.share.view(-1, 8)
-            mask = torch.zeros_like(rows)
-            if ctx.rank == 0:
-                mask[:, :6] = 1  # last two keys padded
-            y = nx.softmax(nx.Fx(rows, nx.F), mask, length=8)
-            y = nx.Fx(y.share.reshape(-1), y.bits)
-        elif fn == "truncate":
-            y = nx.Fx(x.share * (1 << 16), 32)
-            (y,) = nx.truncate([(y, 16)])
-        else:
-            raise ValueError(f"unknown function {fn}")
-    out = reveal(y.share, y.bits, dst=0)
-    return {"values": out.tolist()} if out is not None else None
+        for name, n in spec.items():
+            bits, fn = FUNCTIONS[name]
+            values = ctx.params["inputs"][name] if ctx.rank == 0 else [0.0] * n
+            share = crypten.cryptensor(torch.tensor(values, dtype=torch.float64), src=0, precision=bits)._tensor.share
+            x = nx.Fx(share, bits)
+            if name == "softmax8":
+                y = _softmax8(x, ctx.rank)
+            elif name == "truncate":
+                (y,) = nx.truncate([(nx.Fx(x.share * (1 << 16), 32), 16)])
+            else:
+                y = fn(x)
+            out = reveal(y.share, y.bits, dst=0)
+            if out is not None:
+                results[name] = out.tolist()
+    return results if ctx.rank == 0 else None
