@@ -163,7 +163,7 @@ def test_two_processes_never_claim_the_same_request(backend, factory):
         pytest.skip("row locking is PostgreSQL's; SQLite serialises writers as a whole")
     with transaction(factory) as s:
         request_id = _new(s).id
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context("fork")  # fork: no re-import in the children (spawn costs seconds)
     barrier, out = ctx.Barrier(2), ctx.Queue()
     procs = [
         ctx.Process(
