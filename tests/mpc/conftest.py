@@ -25,3 +25,22 @@ def minilm_dir():
     from mpc.config import resolve_model_dir
 
     return resolve_model_dir("minilm")
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier_dir(tmp_path_factory, minilm_dir):
+    """A tiny random BertForSequenceClassification saved with save_pretrained (+ MiniLM's
+    public tokenizer files, same vocabulary)."""
+    import shutil
+
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    cfg = BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                     num_labels=3, initializer_range=0.2)  # fmt: skip
+    path = tmp_path_factory.mktemp("tiny-classifier")
+    BertForSequenceClassification(cfg).eval().save_pretrained(path)
+    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(minilm_dir / name, path / name)
+    return path

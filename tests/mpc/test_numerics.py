@@ -20,8 +20,8 @@ INPUTS = {
     "reciprocal": np.concatenate([np.linspace(1, 128, 1271), np.linspace(128, 250, 50)]),
     # inverse square root: log-spaced over [2^-10, 2^16] (variances, squared norms)
     "inv_sqrt": np.exp(np.linspace(np.log(2.0**-10), np.log(2.0**16), 1001)),
-    # GELU: valid range [-40, 40], dense in [-6, 6]
-    "gelu": np.concatenate([np.linspace(-40, 40, 1601), np.linspace(-6, 6, 2401)]),
+    # GELU: valid range [-32, 32], dense in [-6, 6]
+    "gelu": np.concatenate([np.linspace(-32, 32, 1281), np.linspace(-6, 6, 2401)]),
     "tanh": np.linspace(-30, 30, 1201),
     # softmax rows of 8 logits spanning the real models' range (-57 to 75)
     "softmax8": rng.uniform(-60, 75, size=8 * 200),
