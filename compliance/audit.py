@@ -17,9 +17,9 @@ import hmac
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.orm import Session
 
 from compliance.models import AuditChain, AuditEntry, Subject
@@ -145,10 +145,14 @@ def prune_before(session: Session, before: datetime) -> int:
     if cut is None:
         return 0
     last = session.execute(select(AuditEntry).where(AuditEntry.seq == cut)).scalar_one()
-    deleted = session.execute(delete(AuditEntry).where(AuditEntry.seq <= cut)).rowcount
+    deleted = rowcount(session.execute(delete(AuditEntry).where(AuditEntry.seq <= cut)))
     chain.first_seq, chain.first_prev_hash = cut + 1, last.hash
     session.flush()
-    return int(deleted or 0)
+    return deleted
+
+
+def rowcount(result: object) -> int:
+    return int(cast(CursorResult[Any], result).rowcount or 0)
 
 
 def count_before(session: Session, before: datetime) -> int:

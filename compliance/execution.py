@@ -21,6 +21,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from compliance import export, files
+from compliance.audit import rowcount
 from compliance.errors import ComplianceError, ErasureIncompleteError
 from compliance.models import (
     Consent,
@@ -180,13 +181,15 @@ def _scan(session, request, step, export_dir, actor, now) -> dict[str, Any]:  # 
 def _erase_store(
     session: Session, request: DataSubjectRequest, subject_id: str, actor: str, now: datetime
 ) -> dict[str, Any]:
-    consents = session.execute(delete(Consent).where(Consent.subject_id == subject_id)).rowcount
-    unlinked = session.execute(
-        update(DataSubjectRequest)
-        .where(DataSubjectRequest.subject_id == subject_id, DataSubjectRequest.id != request.id)
-        .values(subject_id=None, payload={}, result={})
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    consents = rowcount(session.execute(delete(Consent).where(Consent.subject_id == subject_id)))
+    unlinked = rowcount(
+        session.execute(
+            update(DataSubjectRequest)
+            .where(DataSubjectRequest.subject_id == subject_id, DataSubjectRequest.id != request.id)
+            .values(subject_id=None, payload={}, result={})
+            .execution_options(synchronize_session=False)
+        )
+    )
     subject = session.get(Subject, subject_id)
     if subject is not None:
         session.delete(subject)  # its salt goes with it: audit entries become unlinkable
@@ -208,7 +211,7 @@ def _erase_store(
     )
     if left:
         raise ErasureIncompleteError(f"request {request.id}: the store still holds the subject")
-    return {"consents_deleted": int(consents or 0), "requests_unlinked": int(unlinked or 0)}
+    return {"consents_deleted": consents, "requests_unlinked": unlinked}
 
 
 def _rectify(session, request, step, export_dir, actor, now) -> dict[str, Any]:  # type: ignore[no-untyped-def]

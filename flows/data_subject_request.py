@@ -26,10 +26,12 @@ class DsrParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     request_id: str = Field(description="id returned by `smt dsr submit`")
-    dry_run: bool = Field(False, description="report what would be done; change nothing")
-    database_url: str | None = Field(None, description="default: SMT_DATABASE_URL")
-    export_dir: str | None = Field(None, description="default: SMT_EXPORT_DIR")
-    worker: str | None = Field(None, description="name in the audit log (default: host:pid)")
+    dry_run: bool = Field(default=False, description="report what would be done; change nothing")
+    database_url: str | None = Field(default=None, description="default: SMT_DATABASE_URL")
+    export_dir: str | None = Field(default=None, description="default: SMT_EXPORT_DIR")
+    worker: str | None = Field(
+        default=None, description="name in the audit log (default: host:pid)"
+    )
 
 
 @flow(name="data-subject-request", log_prints=False)

@@ -18,8 +18,10 @@ from tasks import compliance_tasks as t
 class RetentionParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    dry_run: bool = Field(True, description="report counts only (the default: opt in to delete)")
-    database_url: str | None = Field(None, description="default: SMT_DATABASE_URL")
+    dry_run: bool = Field(
+        default=True, description="report counts only (the default: opt in to delete)"
+    )
+    database_url: str | None = Field(default=None, description="default: SMT_DATABASE_URL")
     actor: str = "retention-cleanup"
 
 

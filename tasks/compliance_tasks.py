@@ -18,9 +18,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from compliance import retention, service
 from compliance.db import open_store, transaction
 
-_PRIVATE = {"persist_result": False, "cache_policy": NO_CACHE}
-_IO_RETRY = {"retries": 2, "retry_delay_seconds": [2, 10]}
-
 
 def _retry_on_io(task, task_run, state) -> bool:  # type: ignore[no-untyped-def]
     try:
@@ -38,12 +35,19 @@ def store(database_url: str) -> sessionmaker[Session]:
     return open_store(database_url)
 
 
-@task(name="dsr-claim", **_PRIVATE)
+@task(name="dsr-claim", persist_result=False, cache_policy=NO_CACHE)
 def claim_request(database_url: str, request_id: str, worker: str) -> list[str] | None:
     return service.claim(store(database_url), request_id, worker=worker)
 
 
-@task(name="dsr-step", retry_condition_fn=_retry_on_io, **_IO_RETRY, **_PRIVATE)
+@task(
+    name="dsr-step",
+    retry_condition_fn=_retry_on_io,
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    persist_result=False,
+    cache_policy=NO_CACHE,
+)
 def run_step(
     database_url: str, request_id: str, step: str, export_dir: str, worker: str
 ) -> dict[str, Any]:
@@ -52,29 +56,36 @@ def run_step(
     )
 
 
-@task(name="dsr-complete", **_PRIVATE)
+@task(name="dsr-complete", persist_result=False, cache_policy=NO_CACHE)
 def complete_request(
     database_url: str, request_id: str, worker: str, summary: dict[str, Any]
 ) -> dict[str, Any]:
     return service.complete(store(database_url), request_id, actor=worker, summary=summary)
 
 
-@task(name="dsr-fail", **_PRIVATE)
+@task(name="dsr-fail", persist_result=False, cache_policy=NO_CACHE)
 def fail_request(database_url: str, request_id: str, worker: str, reason: str) -> None:
     service.fail(store(database_url), request_id, actor=worker, reason=reason)
 
 
-@task(name="dsr-preview", **_PRIVATE)
+@task(name="dsr-preview", persist_result=False, cache_policy=NO_CACHE)
 def preview_request(database_url: str, request_id: str) -> dict[str, Any]:
     return service.preview(store(database_url), request_id)
 
 
-@task(name="dsr-status", **_PRIVATE)
+@task(name="dsr-status", persist_result=False, cache_policy=NO_CACHE)
 def request_status(database_url: str, request_id: str) -> dict[str, Any]:
     return service.status(store(database_url), request_id)
 
 
-@task(name="retention-run", retry_condition_fn=_retry_on_io, **_IO_RETRY, **_PRIVATE)
+@task(
+    name="retention-run",
+    retry_condition_fn=_retry_on_io,
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    persist_result=False,
+    cache_policy=NO_CACHE,
+)
 def run_retention(database_url: str, dry_run: bool, actor: str) -> dict[str, Any]:
     with transaction(store(database_url)) as session:
         return retention.run(session, dry_run=dry_run, actor=actor).as_json()

@@ -84,3 +84,24 @@ def test_audit_entries_older_than_six_years_are_pruned(factory):
     with factory() as s:
         report = audit.verify(s)
         assert report.ok and report.entries == 2  # the recent one + the retention entry
+
+
+def test_metrics_count_overdue_requests_without_personal_labels(factory):
+    from prometheus_client import REGISTRY
+
+    from compliance import metrics, requests
+
+    with transaction(factory) as s:
+        requests.submit(s, subject_id="late-subject", rtype="know", regime="ccpa",
+                        received_at=NOW - timedelta(days=60), now=NOW)
+        requests.submit(s, subject_id="on-time", rtype="access", regime="gdpr",
+                        received_at=NOW - timedelta(days=3), now=NOW)
+    with factory() as s:
+        counts = metrics.refresh_overdue(s, now=NOW)
+    assert counts == {("ccpa", "respond"): 1, ("ccpa", "confirm_receipt"): 1}
+    assert REGISTRY.get_sample_value(
+        "smt_dsr_overdue_requests", {"regime": "ccpa", "obligation": "respond"}
+    ) == 1
+    exposition = __import__("prometheus_client").generate_latest().decode()
+    assert "late-subject" not in exposition and "on-time" not in exposition
+    assert 'smt_dsr_requests_total{regime="ccpa",status="received",type="know"}' in exposition
