@@ -1,6 +1,7 @@
 """Retention policies per data category x regime, and the cleanup they drive.
 
-Defaults (days): inputs 30, results 365, quarantine 30, audit 2192 (6 years).  A row in
+Defaults (days): inputs 30, results 365, quarantine 30, exports 30 (access/portability zips,
+counted from the request's close), audit 2192 (6 years).  A row in
 ``retention_policies`` overrides a default for one regime, or for every regime with regime
 ``"*"``.  A run's files count from the run's start; a run's regime follows its region (europe:
 GDPR, americas: CCPA, apac: PDPA).  Cleanup is idempotent: a deleted file is marked on its run
@@ -18,11 +19,11 @@ from sqlalchemy.orm import Session
 
 from compliance import audit, files, metrics
 from compliance.errors import ComplianceError
-from compliance.models import InferenceRun, Regime, RetentionPolicy
+from compliance.models import DataSubjectRequest, InferenceRun, Regime, RetentionPolicy
 from compliance.runs import INPUTS, QUARANTINE, REGION_REGIME, RESULTS, run_files
 
-AUDIT = "audit"
-DEFAULT_DAYS = {INPUTS: 30, RESULTS: 365, QUARANTINE: 30, AUDIT: 2192}
+AUDIT, EXPORTS = "audit", "exports"
+DEFAULT_DAYS = {INPUTS: 30, RESULTS: 365, QUARANTINE: 30, EXPORTS: 30, AUDIT: 2192}
 ANY = "*"
 _DELETED_COLUMN = {
     RESULTS: "results_deleted_at",
@@ -97,6 +98,7 @@ def run(
                 continue
             report.deleted[f.category] += int(files.delete(f.url))
             setattr(run_row, _DELETED_COLUMN[f.category], now)
+    _exports(session, report, now)
     audit_cut = now - timedelta(days=policy_days(session, AUDIT, ANY))
     if dry_run:
         report.deleted[AUDIT] = audit.count_before(session, audit_cut)
@@ -116,3 +118,24 @@ def run(
         if n:
             metrics.RETENTION_DELETIONS.labels(category=category).inc(n)
     return report
+
+
+def _exports(session: Session, report: RetentionReport, now: datetime) -> None:
+    """Access/portability exports past retention, counted from the request's close."""
+    closed = session.execute(
+        select(DataSubjectRequest)
+        .where(DataSubjectRequest.closed_at.is_not(None))
+        .order_by(DataSubjectRequest.id)
+    ).scalars()
+    for request in closed:
+        url = request.result.get("export")
+        if not url or request.result.get("export_deleted_at"):
+            continue
+        closed_at = request.closed_at or now
+        if closed_at + timedelta(days=policy_days(session, EXPORTS, request.regime)) > now:
+            continue
+        if report.dry_run:
+            report.deleted[EXPORTS] += int(files.exists(url))
+            continue
+        report.deleted[EXPORTS] += int(files.delete(url))
+        request.result = {**request.result, "export_deleted_at": now.isoformat()}

@@ -198,3 +198,25 @@ def test_closed_request_is_not_run_again(factory, world):
     rid = _submit(factory, "bob", "objection")
     _run(factory, world, rid)
     assert service.execute(factory, rid, export_dir=world["exports"], worker="w2") is None
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_erasure_rewrites_input_copies(factory, world, fmt):
+    import pandas as pd
+
+    copy = world["out"] / f"input-copy.{fmt}"
+    frame = pd.DataFrame({"record_id": ["i1", "i2", "i3"], "subject_id": ["alice", "007", "alice"],
+                          "text": ["a", "b", "c"]})
+    if fmt == "csv":
+        frame.to_csv(copy, index=False)
+    else:
+        copy.write_text(frame.to_json(orient="records", lines=True))
+    with transaction(factory) as s:
+        from compliance.runs import record_inference_run
+
+        record_inference_run(s, "run-3", str(world["out"]), "apac", "minilm", NOW,
+                             input_copy_url=str(copy))
+    _run(factory, world, _submit(factory, "alice", "erasure"))
+    left = pd.read_csv(copy, dtype=str) if fmt == "csv" else pd.read_json(copy, lines=True, dtype={"subject_id": str})
+    assert left["record_id"].tolist() == ["i2"]
+    assert left["subject_id"].tolist() == ["007"]  # ids stay strings, leading zeros kept

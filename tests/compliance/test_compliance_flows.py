@@ -146,7 +146,7 @@ def test_inference_then_access_then_erasure(tmp_path, env, tiny_model, prefect_h
 def test_retention_flow_dry_run_then_real(env, prefect_harness):
     code, dry = smt("retention", "run", "--dry-run")
     assert code == 0 and dry["dry_run"] is True and set(dry["deleted"]) == {
-        "inputs", "results", "quarantine", "audit"
+        "inputs", "results", "quarantine", "exports", "audit"
     }
     code, real = smt("retention", "run")
     assert code == 0 and real["dry_run"] is False

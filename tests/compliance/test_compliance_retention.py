@@ -34,13 +34,13 @@ def _run(factory, dry_run: bool, now: datetime = NOW) -> dict:
 
 def test_dry_run_reports_and_deletes_nothing(factory, runs):
     counts = _run(factory, dry_run=True)
-    assert counts == {"inputs": 0, "results": 1, "quarantine": 2, "audit": 0}
+    assert counts == {"inputs": 0, "results": 1, "quarantine": 2, "exports": 0, "audit": 0}
     assert all((runs / r / f).exists() for r in ("fresh", "month", "old")
                for f in ("results.parquet", "quarantine.parquet"))
 
 
 def test_cleanup_deletes_expired_files_once(factory, runs):
-    assert _run(factory, dry_run=False) == {"inputs": 0, "results": 1, "quarantine": 2, "audit": 0}
+    assert _run(factory, dry_run=False) == {"inputs": 0, "results": 1, "quarantine": 2, "exports": 0, "audit": 0}
     assert not (runs / "old" / "results.parquet").exists()
     assert not (runs / "month" / "quarantine.parquet").exists()
     assert (runs / "month" / "results.parquet").exists()
@@ -105,3 +105,19 @@ def test_metrics_count_overdue_requests_without_personal_labels(factory):
     exposition = __import__("prometheus_client").generate_latest().decode()
     assert "late-subject" not in exposition and "on-time" not in exposition
     assert 'smt_dsr_requests_total{regime="ccpa",status="received",type="know"}' in exposition
+
+
+def test_exports_deleted_thirty_days_after_the_request_closed(factory, tmp_path):
+    from compliance import service
+    from compliance.requests import submit
+
+    with transaction(factory) as s:
+        rid = submit(s, subject_id="x", rtype="access", regime="gdpr").id
+    result = service.execute(factory, rid, export_dir=str(tmp_path / "exports"), worker="w")
+    export = Path(result["export"])
+    assert export.exists()
+    assert _run(factory, dry_run=False, now=datetime.now(UTC) + timedelta(days=29))["exports"] == 0
+    later = datetime.now(UTC) + timedelta(days=31)
+    assert _run(factory, dry_run=True, now=later)["exports"] == 1 and export.exists()
+    assert _run(factory, dry_run=False, now=later)["exports"] == 1 and not export.exists()
+    assert _run(factory, dry_run=False, now=later)["exports"] == 0
