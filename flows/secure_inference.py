@@ -10,6 +10,7 @@ shards whose results exist.  See ``tasks.batch`` for the output layout.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from datetime import UTC, datetime
 from typing import Literal
@@ -19,6 +20,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.futures import as_completed
 from prefect_dask import DaskTaskRunner
 from pydantic import BaseModel, ConfigDict, Field
+from tqdm import tqdm
 
 from compliance.gate import Policy
 from tasks import batch, metrics, storage
@@ -133,7 +135,10 @@ def secure_inference(params: InferenceParams) -> dict:
     if not params.dry_run:
         futures = [t.run_shard.submit(s, params.model, params.parties, params.max_length,
                                       params.session_timeout, so) for s in shards]
+        bar = tqdm(total=len(futures), unit="shard", desc=f"run {run_id}", file=sys.stderr,
+                   disable=None)  # a progress bar on a terminal only
         for n, future in enumerate(as_completed(futures), start=1):
+            bar.update()
             try:
                 outcome = future.result()
             except Exception as err:  # noqa: BLE001 - collected; the run fails after all shards
@@ -143,6 +148,7 @@ def secure_inference(params: InferenceParams) -> dict:
             outcomes.append(outcome)
             metrics.record_shard(outcome["status"], outcome["cost"])
             log.info("shard %d %s (%d/%d)", outcome["index"], outcome["status"], n, len(shards))
+        bar.close()
         mark = lap("shards", mark)
 
     counts = {

@@ -27,9 +27,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def _prefect_text(flow_run_id=None) -> str:
     """Every log line, artifact and task-run state message the Prefect API holds, as one text."""
     from prefect.client.orchestration import get_client
+    from prefect.logging.handlers import APILogHandler
 
+    APILogHandler().flush()  # logs reach the API in batches, from a background worker
+    deadline = time.monotonic() + 30
     with get_client(sync_client=True) as client:
-        logs = client.read_logs()
+        while not (logs := client.read_logs()) and time.monotonic() < deadline:
+            time.sleep(0.5)
         artifacts = client.read_artifacts()
         task_runs = client.read_task_runs()
         flow_runs = client.read_flow_runs()
