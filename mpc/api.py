@@ -99,3 +99,54 @@ def run_inference(
     finally:
         if own:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def plan_batches(lengths: list[int], *, max_attention_cells: int = 65536, max_batch: int = 64) -> list[list[int]]:
+    """Group record indices by token length so that padding stays small.
+
+    Attention costs grow with B * T^2 (one comparison per score in the softmax maximum), so
+    each group keeps B * T^2 <= ``max_attention_cells`` and B <= ``max_batch``.  Grouping by
+    length reveals nothing new: each session's (B, T) is public anyway.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    groups: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        t = lengths[i]
+        if current and ((len(current) + 1) * t * t > max_attention_cells or len(current) >= max_batch):
+            groups.append(current)
+            current = []
+        current.append(i)
+    if current:
+        groups.append(current)
+    return groups
+
+
+def token_lengths(texts: list[str], *, model: str | Path = "minilm", max_length: int = 128) -> list[int]:
+    """Token counts as the data owner's party will see them (public tokenizer files)."""
+    from mpc.session import load_tokenizer
+
+    tok = load_tokenizer(resolve_model_dir(model))
+    tok.no_truncation()
+    tok.no_padding()
+    return [min(len(tok.encode(t).ids), max_length) for t in texts]
+
+
+def run_inference_batched(texts: list[str], *, model: str | Path = "minilm", max_attention_cells: int = 65536,
+                          max_batch: int = 64, **kwargs) -> InferenceResult:  # fmt: skip
+    """``run_inference`` over length-grouped sessions; outputs in the order of ``texts``;
+    costs summed (rounds and seconds add up: the sessions run one after another)."""
+    groups = plan_batches(token_lengths(texts, model=model, max_length=kwargs.get("max_length", 128)),
+                          max_attention_cells=max_attention_cells, max_batch=max_batch)  # fmt: skip
+    outputs: list[np.ndarray | None] = [None] * len(texts)
+    total = {"rounds": 0, "bytes": 0, "dealer_bytes": 0, "seconds": 0.0, "sessions": 0}
+    kind = name = ""
+    for group in groups:
+        res = run_inference([texts[i] for i in group], model=model, **kwargs)
+        kind, name = res.kind, res.model_name
+        for row, i in zip(res.outputs, group, strict=True):
+            outputs[i] = row
+        for k in ("rounds", "bytes", "dealer_bytes", "seconds"):
+            total[k] += res.cost[k]
+        total["sessions"] += 1
+    return InferenceResult(outputs=np.stack(outputs), kind=kind, model_name=name, cost=total)
