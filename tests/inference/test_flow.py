@@ -147,10 +147,12 @@ def test_cli_killed_during_second_shard_resumes(tmp_path, store, tiny_model, pre
 
 @pytest.mark.parametrize("body, needle", [(b"", "is empty"),
                                           (b"record_id,text\n1,x\n", "lacks required")])
-def test_cli_unusable_input_exits_2(tmp_path, store, body, needle):
+def test_cli_unusable_input_exits_2(tmp_path, store, body, needle, prefect_harness):
+    from prefect.settings import PREFECT_API_URL
+
     bad = tmp_path / "bad.csv"
     bad.write_bytes(body)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PYTHONPATH": str(ROOT)}
     proc = _cli(["--input", str(bad), "--output", str(tmp_path / "o"), "--json"], env)
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 2, stderr[-2000:]
