@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: setup
-	$(BIN)/smt embed --json
+	$(BIN)/smt infer --input data/sample_batch.csv --output out --json
 
 lint: setup
 	$(BIN)/ruff check .

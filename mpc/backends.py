@@ -22,7 +22,7 @@ from mpc import numerics as nx
 from mpc._crypten import crypten
 from mpc.meter import component
 from mpc.numerics import F, Fx
-from mpc.protocols import ReusedWeightMask, matmul_raw, mul_many
+from mpc.protocols import ReusedWeightMask, matmul_raw, mul_many, plain
 
 
 class SecureOps:
@@ -73,7 +73,7 @@ class SecureOps:
                     onehot = torch.nn.functional.one_hot(ids[start:stop], vocab).double()
                 else:
                     onehot = torch.zeros(stop - start, vocab, dtype=torch.float64)
-                share = crypten.cryptensor(onehot, src=0, precision=0, device=word.share.device)._tensor.share
+                share = plain(crypten.cryptensor(onehot, src=0, precision=0, device=word.share.device)._tensor.share)
                 rows.append(lookup.matmul_raw(share))
             lookup.close()
             return Fx(torch.cat(rows), word.bits)

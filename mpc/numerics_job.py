@@ -10,7 +10,7 @@ import torch
 
 from mpc import numerics as nx
 from mpc._crypten import comm, crypten
-from mpc.protocols import exact_truncation, reveal
+from mpc.protocols import exact_truncation, plain, reveal
 
 # function name -> (input fractional bits, secure function)
 FUNCTIONS = {
@@ -42,7 +42,7 @@ def numerics_job(ctx):
         for name, n in spec.items():
             bits, fn = FUNCTIONS[name]
             values = ctx.params["inputs"][name] if ctx.rank == 0 else [0.0] * n
-            share = crypten.cryptensor(torch.tensor(values, dtype=torch.float64), src=0, precision=bits)._tensor.share
+            share = plain(crypten.cryptensor(torch.tensor(values, dtype=torch.float64), src=0, precision=bits)._tensor.share)
             x = nx.Fx(share, bits)
             if name == "softmax8":
                 y = _softmax8(x, ctx.rank)

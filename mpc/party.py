@@ -93,7 +93,8 @@ def _tap_writer():
     fh = open(target, "ab")  # noqa: SIM115 - lives as long as the process
 
     def tap(kind, payload):
-        items = payload if isinstance(payload, (list, tuple)) else [payload]
+        batched = isinstance(payload, list) and all(torch.is_tensor(t) for t in payload)
+        items = payload if batched else [payload]
         for item in items:
             if torch.is_tensor(item):
                 fh.write(item.detach().cpu().contiguous().numpy().tobytes())

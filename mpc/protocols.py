@@ -45,6 +45,36 @@ _MASK64 = (1 << 64) - 1
 _STATE = {"exact": False}
 
 
+def plain(t):
+    """A share tensor as a plain torch int64 tensor (CrypTen wraps CUDA ones in CUDALongTensor)."""
+    return t._tensor if hasattr(t, "_tensor") and not torch.is_tensor(t) else t
+
+
+def ring_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b in Z_2^64 (torch.matmul broadcasting).
+
+    CPU: torch's int64 matmul.  CUDA has no int64 matmul: split each operand into four
+    unsigned 16-bit limbs and use float64 matmuls (each limb product < 2^32, sums over up to
+    2^21 terms stay below 2^53, so every float64 result is exact), then recombine mod 2^64.
+    """
+    if not a.is_cuda:
+        return a.matmul(b)
+    return limb_matmul(a, b)
+
+
+def limb_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    if a.shape[-1] > (1 << 21):
+        raise ValueError("inner dimension too large for exact float64 limb products")
+    la = [((a >> (16 * i)) & 0xFFFF).double() for i in range(4)]
+    lb = [((b >> (16 * j)) & 0xFFFF).double() for j in range(4)]
+    out = None
+    for i in range(4):
+        for j in range(4 - i):
+            term = la[i].matmul(lb[j]).long() << (16 * (i + j))
+            out = term if out is None else out + term
+    return out
+
+
 def _signed(v: int) -> int:
     v &= _MASK64
     return v - (1 << 64) if v >= 1 << 63 else v
@@ -66,11 +96,11 @@ def floor_div_unsigned(t: torch.Tensor, d: int) -> torch.Tensor:
 
 
 def _dealer_trunc(self, size, d):  # runs inside CrypTen's TTPServer (the dealer process)
-    r = self._get_additive_PRSS(size)
+    r = plain(self._get_additive_PRSS(size))
     msb = (r < 0).long()
     rq = floor_div_unsigned(r, d)
-    msb_others = self._get_additive_PRSS(size, remove_rank=True)
-    rq_others = self._get_additive_PRSS(size, remove_rank=True)
+    msb_others = plain(self._get_additive_PRSS(size, remove_rank=True))
+    rq_others = plain(self._get_additive_PRSS(size, remove_rank=True))
     return torch.stack([msb - msb_others, rq - rq_others])
 
 
@@ -83,8 +113,8 @@ def _dealer_wmask(self, size, key):
 
 def _dealer_wtriple(self, size, key):
     a = self._get_additive_PRSS(size)
-    c = a.matmul(self._smt_masks[key])
-    return c - self._get_additive_PRSS(c.size(), remove_rank=True)
+    c = ring_matmul(plain(a), plain(self._smt_masks[key]))
+    return c - plain(self._get_additive_PRSS(c.size(), remove_rank=True))
 
 
 def _dealer_wfree(self, key):
@@ -109,13 +139,13 @@ def _trunc_randomness(size, d, device):
     gen = client.get_generator(device=device)
     from crypten.common.rng import generate_random_ring_element
 
-    r = generate_random_ring_element(size, generator=gen, device=device)
+    r = plain(generate_random_ring_element(size, generator=gen, device=device))
     if comm.get().get_rank() == 0:
-        both = client.ttp_request("smt_trunc", device, size, d)
+        both = plain(client.ttp_request("smt_trunc", device, size, d))
         msb, rq = both[0], both[1]
     else:
-        msb = generate_random_ring_element(size, generator=gen, device=device)
-        rq = generate_random_ring_element(size, generator=gen, device=device)
+        msb = plain(generate_random_ring_element(size, generator=gen, device=device))
+        rq = plain(generate_random_ring_element(size, generator=gen, device=device))
     return r, msb, rq
 
 
@@ -203,12 +233,12 @@ def mul_many(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.T
     for x, y in pairs:
         if x is y:
             r, r2 = provider.square(x.size(), device=x.device)
-            plans.append(("sq", len(opened), r.share, r2.share))
-            opened.append(x - r.share)
+            plans.append(("sq", len(opened), plain(r.share), plain(r2.share)))
+            opened.append(x - plain(r.share))
         else:
             a, b, c = provider.generate_additive_triple(x.size(), y.size(), "mul", device=x.device)
-            plans.append(("mul", len(opened), a.share, b.share, c.share))
-            opened += [x - a.share, y - b.share]
+            plans.append(("mul", len(opened), plain(a.share), plain(b.share), plain(c.share)))
+            opened += [x - plain(a.share), y - plain(b.share)]
     values = comm.get().all_reduce(opened, batched=True)
     rank0 = comm.get().get_rank() == 0
     out = []
@@ -233,10 +263,11 @@ def matmul_raw(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Beaver matrix product of two share tensors (torch.matmul broadcasting), not rescaled."""
     provider = crypten.mpc.get_default_provider()
     a, b, c = provider.generate_additive_triple(x.size(), y.size(), "matmul", device=x.device)
-    eps, delta = comm.get().all_reduce([x - a.share, y - b.share], batched=True)
-    z = c.share + eps.matmul(b.share) + a.share.matmul(delta)
+    a, b, c = plain(a.share), plain(b.share), plain(c.share)
+    eps, delta = comm.get().all_reduce([x - a, y - b], batched=True)
+    z = c + ring_matmul(eps, b) + ring_matmul(a, delta)
     if comm.get().get_rank() == 0:
-        z = z + eps.matmul(delta)
+        z = z + ring_matmul(eps, delta)
     return z
 
 
@@ -265,22 +296,22 @@ class ReusedWeightMask:
         self.rank0 = comm.get().get_rank() == 0
         if self.rank0:
             self.client.ttp_request("smt_wmask", w.device, w.size(), self.key)
-        self.b = generate_random_ring_element(w.size(), generator=self.gen, device=w.device)
+        self.b = plain(generate_random_ring_element(w.size(), generator=self.gen, device=w.device))
         self.delta = comm.get().all_reduce(w - self.b)
 
     def matmul_raw(self, x: torch.Tensor) -> torch.Tensor:
         from crypten.common.rng import generate_random_ring_element
 
-        a = generate_random_ring_element(x.size(), generator=self.gen, device=self.device)
+        a = plain(generate_random_ring_element(x.size(), generator=self.gen, device=self.device))
         if self.rank0:
-            c = self.client.ttp_request("smt_wtriple", self.device, x.size(), self.key)
+            c = plain(self.client.ttp_request("smt_wtriple", self.device, x.size(), self.key))
         else:
             size = (x.size(0), self.b.size(1))
-            c = generate_random_ring_element(size, generator=self.gen, device=self.device)
+            c = plain(generate_random_ring_element(size, generator=self.gen, device=self.device))
         eps = comm.get().all_reduce(x - a)
-        z = c + eps.matmul(self.b) + a.matmul(self.delta)
+        z = c + ring_matmul(eps, self.b) + ring_matmul(a, self.delta)
         if self.rank0:
-            z = z + eps.matmul(self.delta)
+            z = z + ring_matmul(eps, self.delta)
         return z
 
     def close(self) -> None:
@@ -297,7 +328,7 @@ def ltz_many(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     from crypten.mpc import MPCTensor
 
     flat = torch.cat([t.reshape(-1) for t in tensors])
-    bits = MPCTensor.from_shares(flat, precision=0)._ltz()._tensor.share
+    bits = plain(MPCTensor.from_shares(flat, precision=0)._ltz()._tensor.share)
     out, offset = [], 0
     for t in tensors:
         out.append(bits[offset : offset + t.numel()].reshape(t.shape))

@@ -30,7 +30,7 @@ from mpc.config import BertConfig, load_weights, resolve_model_dir
 from mpc.errors import InputError, ProtocolError
 from mpc.meter import scope
 from mpc.numerics import F, Fx
-from mpc.protocols import exact_truncation, reveal
+from mpc.protocols import exact_truncation, plain, reveal
 
 BACKENDS = {"secure": SecureOps, "vanilla": StockOps}
 
@@ -87,9 +87,9 @@ def _share_weights(ctx, cfg: BertConfig, prepared: dict | None, backend: str, de
     shapes = bert.prepared_shapes(cfg)
     out = {}
     for name, shape in shapes.items():
-        plain = prepared[name] if prepared is not None else torch.zeros(shape, dtype=torch.float64)
-        t = crypten.cryptensor(plain.float() if backend == "vanilla" else plain, src=1, device=device)
-        out[name] = t if backend == "vanilla" else Fx(t._tensor.share, F)
+        w = prepared[name] if prepared is not None else torch.zeros(shape, dtype=torch.float64)
+        t = crypten.cryptensor(w.float() if backend == "vanilla" else w, src=1, device=device)
+        out[name] = t if backend == "vanilla" else Fx(plain(t._tensor.share), F)
     return out
 
 
@@ -99,7 +99,7 @@ def _share_masks(ctx, mask, B: int, T: int, backend: str, device: str):
         mk = crypten.cryptensor(m.float(), src=0, device=device)
         return mk.reshape(B, 1, 1, T), mk.reshape(B, T, 1)
     # integers (0 fractional bits): multiplying by them needs no truncation
-    mk = crypten.cryptensor(m, src=0, precision=0, device=device)._tensor.share
+    mk = plain(crypten.cryptensor(m, src=0, precision=0, device=device)._tensor.share)
     return mk.reshape(B, 1, 1, T), mk.reshape(B, T, 1)
 
 
