@@ -20,7 +20,12 @@ def _install_torch_onnx_shim() -> None:
         return
     except ImportError:
         pass
-    new = importlib.import_module("torch.onnx._internal.torchscript_exporter.registration")
+    try:
+        new = importlib.import_module("torch.onnx._internal.torchscript_exporter.registration")
+    except ImportError:  # other torch versions: CrypTen needs it only for ONNX import
+        import types
+
+        new = types.ModuleType(old)
     sys.modules[old] = new
 
 

@@ -43,18 +43,23 @@ def _token_ids(cfg: BertConfig, batch: int, seq_len: int) -> list[list[int]]:
     return ids.tolist()
 
 
-def _plaintext_seconds(model_dir: Path, ids: list[list[int]], threads: int) -> float:
+def _plaintext_seconds(model_dir: Path, ids: list[list[int]], threads: int, device: str = "cpu") -> float:
+    """Hugging Face float32 forward on the same device as the parties (one warm-up)."""
     from transformers import AutoModel
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        m = AutoModel.from_pretrained(str(model_dir)).eval()
-        x = torch.tensor(ids)
+        m = AutoModel.from_pretrained(str(model_dir)).eval().to(device)
+        x = torch.tensor(ids, device=device)
         with torch.no_grad():
             m(input_ids=x)  # warm-up
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
             t0 = time.perf_counter()
             m(input_ids=x)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
             return time.perf_counter() - t0
     finally:
         torch.set_num_threads(before)
@@ -93,7 +98,7 @@ def run(model: str, seq_len: int, batch: int, *, parties: int = 2, device: str =
     out["secure"] = _summary(run_inference([], backend="secure", **common), ref_hidden, cfg.num_hidden_layers)
     if not skip_vanilla:
         out["vanilla"] = _summary(run_inference([], backend="vanilla", **common), ref_hidden, cfg.num_hidden_layers)
-    out["plaintext"] = {"seconds": _plaintext_seconds(model_dir, ids, threads)}
+    out["plaintext"] = {"seconds": _plaintext_seconds(model_dir, ids, threads, device)}
     out["machine"] = {"host": platform.node(), "cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                       "torch": torch.__version__, "when": datetime.now(UTC).isoformat(timespec="seconds"),
                       "cuda": torch.cuda.get_device_name(0) if device.startswith("cuda") and torch.cuda.is_available() else None}  # fmt: skip

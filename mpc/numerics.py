@@ -193,11 +193,12 @@ def inv_sqrt(v: Fx, lo: int = INV_SQRT_LO, hi: int = INV_SQRT_HI) -> Fx:
     c = math.sqrt(2.0 / (1.0 + 2.0**0.25))
     thetas = [2.0 ** (k / 4) for k in range(4 * lo, 4 * hi + 1)]
     guesses = [c / math.sqrt(t) for t in thetas]
-    offsets = public_fx(torch.tensor(thetas[1:]), v.bits).view((-1,) + (1,) * v.share.dim())
+    dev = v.share.device
+    offsets = public_fx(torch.tensor(thetas[1:]), v.bits).to(dev).view((-1,) + (1,) * v.share.dim())
     if comm.get().get_rank() != 0:
         offsets = torch.zeros_like(offsets)
     (below,) = ltz_many([v.share.unsqueeze(0) - offsets])  # [v < theta_i], i >= 1
-    steps = public_fx(torch.tensor(guesses[1:]) - torch.tensor(guesses[:-1]), G)
+    steps = public_fx(torch.tensor(guesses[1:]) - torch.tensor(guesses[:-1]), G).to(dev)
     shape = (-1,) + (1,) * v.share.dim()
     # y0 = guess_0 + sum_i [v >= theta_i] * step_i  (steps are negative)
     y0 = -(below * steps.view(shape)).sum(0)

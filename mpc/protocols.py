@@ -328,6 +328,10 @@ def ltz_many(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     from crypten.mpc import MPCTensor
 
     flat = torch.cat([t.reshape(-1) for t in tensors])
+    if flat.is_cuda:  # CrypTen's binary circuits expect its CUDA wrapper
+        from crypten.cuda import CUDALongTensor
+
+        flat = CUDALongTensor(flat)
     bits = plain(MPCTensor.from_shares(flat, precision=0)._ltz()._tensor.share)
     out, offset = [], 0
     for t in tensors:
@@ -342,6 +346,7 @@ def reveal(shares: torch.Tensor, bits: int, dst: int | None = 0) -> torch.Tensor
     Decodes with a plain division: CrypTen's decoder divides negative values by 2^16 - 1 and is
     off by up to 1.0 on many negative values of magnitude over ~100 (crypten/encoder.py).
     """
+    shares = shares.cpu()  # gloo reduces CPU tensors only
     if dst is None:
         total = comm.get().all_reduce(shares)
     else:
