@@ -30,12 +30,9 @@ if not tiny.exists():
     torch.manual_seed(0)
     BertModel(BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)).save_pretrained(tiny)
 
-configs = [
-    (str(tiny), 16, 2, False),
-    ("bert-base", 128, 1, False),
-    ("bert-base", 128, 32, True),
-    ("bert-base", 128, 32, False),
-]
+configs = [(str(tiny), 16, 2, False), ("bert-base", 128, 1, False), ("bert-base", 128, 32, True)]
+if len(sys.argv) > 2:  # a subset: indices into configs
+    configs = [configs[int(i)] for i in sys.argv[2].split(",")]
 summary = []
 for model, T, B, skip_vanilla in configs:
     name = f"{Path(model).name}-T{T}-B{B}-cuda" + ("" if not skip_vanilla else "-secure-only")

@@ -56,6 +56,24 @@ class SecureOps:
     def linear(self, x: Fx, w: Fx, b: Fx) -> Fx:
         return self.matmul(x, w) + b
 
+    def linear_residual_norm(self, x: Fx, w: Fx, b: Fx, residual: Fx, g: Fx, beta: Fx, eps: float) -> Fx:
+        """LayerNorm(x @ w + b + residual) with the product's truncation and the row mean in
+        one round: the mean is taken from the untruncated product (sum over the row divided
+        by n * 2^16 exactly) plus the mean of b + residual."""
+        if x.bits != F or w.bits != F:
+            return self.layer_norm(self.linear(x, w, b) + residual, g, beta, eps)
+        n = w.share.shape[-1]
+        with component("linear"):
+            raw = matmul_raw(x.share, w.share)  # 2F bits
+        with component("layernorm"):
+            rest = b + residual
+            y, m1, m2 = nx.truncate_by([
+                (Fx(raw, 2 * F), 1, F),
+                (Fx(raw.sum(-1, keepdim=True), 2 * F), n, F),
+                (Fx(rest.share.sum(-1, keepdim=True), F), n, F),
+            ])  # fmt: skip
+            return nx.layer_norm(y + rest, g, beta, eps, mean=m1 + m2)
+
     def embed(self, ids: torch.Tensor | None, n_tokens: int, word: Fx, *, block: int = 1024) -> Fx:
         """Rows of ``word`` for the data owner's token ids, as one-hot products (n_tokens, H).
 
@@ -144,6 +162,9 @@ class StockOps:
     def linear(self, x, w, b):
         return self.matmul(x, w) + b
 
+    def linear_residual_norm(self, x, w, b, residual, g, beta, eps):
+        return self.layer_norm(self.linear(x, w, b) + residual, g, beta, eps)
+
     def embed(self, ids, n_tokens, word):
         """CrypTen's way: the whole one-hot batch as one fixed-point shared matrix."""
         vocab = word.shape[0]
@@ -208,6 +229,9 @@ class PlainOps:
 
     def linear(self, x, w, b):
         return x @ w + b
+
+    def linear_residual_norm(self, x, w, b, residual, g, beta, eps):
+        return self.layer_norm(self.linear(x, w, b) + residual, g, beta, eps)
 
     def embed(self, ids, n_tokens, word):
         return word[ids]

@@ -97,8 +97,8 @@ def layer(ops, cfg: BertConfig, W: dict, p: str, x, attn_mask, B: int, T: int):
     probs = ops.softmax(scores, attn_mask, T)  # keys masked: (B, 1, 1, T)
     ctx = ops.matmul(probs, v, kind="attention")  # (B, nh, T, dh)
     ctx = ops.reshape(ops.permute(ctx, 0, 2, 1, 3), B, T, H)  # (B, T, H)
-    x = ops.layer_norm(ops.add(ops.linear(ctx, W[p + "out_w"], W[p + "out_b"]), x),
-                       W[p + "ln1_g"], W[p + "ln1_b"], cfg.layer_norm_eps)  # fmt: skip
+    x = ops.linear_residual_norm(ctx, W[p + "out_w"], W[p + "out_b"], x,
+                                 W[p + "ln1_g"], W[p + "ln1_b"], cfg.layer_norm_eps)  # fmt: skip
     f = ops.gelu(ops.linear(x, W[p + "ff1_w"], W[p + "ff1_b"]))  # (B, T, I)
     f = ops.linear(f, W[p + "ff2_w"], W[p + "ff2_b"])  # (B, T, H)
     return ops.layer_norm(ops.add(f, x), W[p + "ln2_g"], W[p + "ln2_b"], cfg.layer_norm_eps)

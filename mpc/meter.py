@@ -131,7 +131,7 @@ def tag(name: str) -> Iterator[None]:
 def _nbytes(x) -> int:
     if isinstance(x, (list, tuple)):
         return sum(_nbytes(t) for t in x)
-    if torch.is_tensor(x):
+    if torch.is_tensor(x) or hasattr(x, "nelement"):  # CrypTen's CUDALongTensor too
         return x.nelement() * _BYTES
     return 0
 

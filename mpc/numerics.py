@@ -184,7 +184,8 @@ def inv_sqrt(v: Fx, lo: int = INV_SQRT_LO, hi: int = INV_SQRT_HI) -> Fx:
     below v (all thresholds compared in one batched comparison on the small tensor of
     variances; c^2 = 2/(1+2^(1/4)) centres v*y0^2 in [0.91, 1.09]), then two Goldschmidt
     iterations g <- g(1+r), h <- h(1+r), r = 1/2 - g h, from g = v y0, h = y0/2 (g -> sqrt v,
-    h -> 1/(2 sqrt v)), at 24 fractional bits.
+    h -> 1/(2 sqrt v)), at 24 fractional bits.  y0 and y0^2 are both linear in the comparison
+    bits, so the first r = 1/2 - v y0^2 / 2 comes with g = v y0 in one round.
     Valid range: [2^lo, 2^hi]; below 2^lo the result is too small (not converged), above 2^hi
     too large.  Error: relative below 2e-6 over the range, plus 2^-24 absolute.
     """
@@ -192,27 +193,36 @@ def inv_sqrt(v: Fx, lo: int = INV_SQRT_LO, hi: int = INV_SQRT_HI) -> Fx:
         raise ValueError(f"inv_sqrt takes at most {G} fractional bits")
     c = math.sqrt(2.0 / (1.0 + 2.0**0.25))
     thetas = [2.0 ** (k / 4) for k in range(4 * lo, 4 * hi + 1)]
-    guesses = [c / math.sqrt(t) for t in thetas]
     dev = v.share.device
     offsets = public_fx(torch.tensor(thetas[1:]), v.bits).to(dev).view((-1,) + (1,) * v.share.dim())
     if comm.get().get_rank() != 0:
         offsets = torch.zeros_like(offsets)
     (below,) = ltz_many([v.share.unsqueeze(0) - offsets])  # [v < theta_i], i >= 1
-    steps = public_fx(torch.tensor(guesses[1:]) - torch.tensor(guesses[:-1]), G).to(dev)
+    # interval indicators ind_i = [theta_i <= v < theta_{i+1}] are linear in the bits, so both
+    # y0 = sum ind_i c/sqrt(theta_i) and y0^2 = sum ind_i c^2/theta_i are local combinations
+    one = torch.ones_like(below[:1]) if comm.get().get_rank() == 0 else torch.zeros_like(below[:1])
+    at_least = torch.cat([one, one - below])  # [v >= theta_i], i >= 0 (theta_0 assumed)
+    ind = at_least - torch.cat([at_least[1:], torch.zeros_like(one)])
     shape = (-1,) + (1,) * v.share.dim()
-    # y0 = guess_0 + sum_i [v >= theta_i] * step_i  (steps are negative)
-    y0 = -(below * steps.view(shape)).sum(0)
-    if comm.get().get_rank() == 0:
-        y0 = y0 + int(steps.sum()) + int(public_fx(guesses[0], G))
-    y0 = Fx(y0, G)
-    (g,) = mul([(v, y0, G)])
+    y0c = public_fx(torch.tensor([c / math.sqrt(t) for t in thetas]), G).to(dev).view(shape)
+    y0sq = public_fx(torch.tensor([c * c / t for t in thetas]), G).to(dev).view(shape)
+    y0 = Fx((ind * y0c).sum(0), G)
+    q = Fx((ind * y0sq).sum(0), G)
+    g, vq = mul([(v, y0, G), (v, q, G, 1)])  # g = v y0, vq = v y0^2 / 2
     h = Fx(y0.share, G + 1)  # y0 / 2
-    for _ in range(2):
-        (gh,) = mul([(g, h, G)])
-        r = (-gh).add_public(0.5)
-        gr, hr = mul([(g, r, G), (h, r, G)])
-        g, h = g + gr, h + hr
+    r = (-vq).add_public(0.5)  # r = 1/2 - g h
+    g, h = _plus_times(g, h, r)
+    (gh,) = mul([(g, h, G)])
+    r = (-gh).add_public(0.5)
+    (hr,) = mul([(h, r, G)])
+    h = h + hr
     return Fx(h.share, h.bits - 1)  # 2h
+
+
+def _plus_times(g: Fx, h: Fx, r: Fx) -> tuple[Fx, Fx]:
+    """(g + g r, h + h r) in one round of products."""
+    gr, hr = mul([(g, r, g.bits), (h, r, h.bits)])
+    return g + gr, h + hr
 
 
 # ------------------------------------------------------------------------------------------
@@ -354,7 +364,7 @@ def softmax(scores: Fx, key_mask: torch.Tensor, length: int) -> Fx:
 # layer norm
 
 
-def layer_norm(x: Fx, gamma: Fx, beta: Fx, eps: float) -> Fx:
+def layer_norm(x: Fx, gamma: Fx, beta: Fx, eps: float, mean: Fx | None = None) -> Fx:
     """gamma * (x - mean) / sqrt(var + eps) + beta over the last dimension.
 
     Means divide exactly by the (public) width; the variance is kept at 24 fractional bits
@@ -362,7 +372,8 @@ def layer_norm(x: Fx, gamma: Fx, beta: Fx, eps: float) -> Fx:
     0.0021 to 129).  Rounds: 4 + the inverse square root's.
     """
     n = x.share.shape[-1]
-    (mean,) = truncate_by([(Fx(x.share.sum(-1, keepdim=True), F), n, F)])
+    if mean is None:
+        (mean,) = truncate_by([(Fx(x.share.sum(-1, keepdim=True), F), n, F)])
     d = x - mean
     d2_raw, dg_raw = mul_many([(d.share, d.share), (d.share, gamma.share)])
     # var at G bits: sum of raw squares (2F bits) / (n * 2^(2F - G)); d*gamma back to F bits

@@ -187,7 +187,7 @@ def inference_job(ctx) -> dict | None:
 def _reveal(x, backend: str):
     if backend == "vanilla":
         v = x.get_plain_text(dst=0)  # CrypTen's own decoding, as stock users get it
-        return v.double() if v is not None else None
+        return v.double().cpu() if v is not None else None
     return reveal(x.share, x.bits, dst=0)
 
 
