@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
 from compliance.gate import Policy
-from tasks import batch, metrics, storage
+from tasks import batch, metrics, regions, storage
 from tasks import inference_tasks as t
 from tasks.settings import InferenceSettings
 
@@ -46,6 +46,10 @@ class InferenceParams(BaseModel):
     consent_policy: Policy | None = Field(None, description="default: from settings")
     session_timeout: float = Field(1800.0, gt=0, description="seconds per MPC session")
     dry_run: bool = Field(False, description="validate, gate and plan shards; compute nothing")
+    on_unavailable: Literal["wait", "refuse"] = Field(
+        "wait", description="records whose residency no healthy region may take: 'wait' "
+                            "excludes them (residency_unavailable; run again later), 'refuse' "
+                            "fails the run before any computation")
 
 
 def dask_runner(address: str | None = None, workers: int | None = None) -> DaskTaskRunner:
@@ -121,8 +125,20 @@ def secure_inference(params: InferenceParams) -> dict:
              prepared["records_valid"], prepared["records_quarantined"])
     policy = params.consent_policy or settings.consent_policy
     gate = t.open_consent_gate(settings)
-    gated = t.apply_gate(prepared["valid_url"], paths, gate, policy, params.region, so)
+    rules = regions.load_rules(settings.regions_file)
+    table = regions.load_table(settings.routing_table_url, so)
+    gated = t.apply_gate(prepared["valid_url"], paths, gate, policy, params.region, so,
+                         rules, table)
     mark = lap("gate", mark)
+    waiting = gated["excluded_by_reason"].get(regions.WAITING, 0)
+    if waiting:
+        log.warning("run %s: %d record(s) wait: no region allowed for their residency is "
+                    "healthy (routing table %s)", run_id, waiting, settings.routing_table_url)
+        if params.on_unavailable == "refuse":
+            raise regions.ResidencyUnavailable(
+                f"{waiting} record(s) have no healthy region allowed for their residency; "
+                "nothing was computed. Run again when failover-check reports the region "
+                "healthy, or use on_unavailable='wait' to process the others now")
     log.info("compliance gate (%s policy): %d allowed, %d excluded %s", policy,
              gated["records_allowed"], gated["records_excluded"], gated["excluded_by_reason"])
     key = batch.engine_key(model=params.model, parties=params.parties,

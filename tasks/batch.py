@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from compliance.gate import PURPOSE_SECURE_INFERENCE, ConsentGate, Policy
 from mpc.errors import ConfigurationError, SmtError
-from tasks import storage
+from tasks import regions, storage
 from tasks.io_contract import quarantine_table, read_batch, validate_batch
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -113,12 +113,19 @@ def prepare_batch(input_url: str, paths: RunPaths, *, max_text_chars: int,
 
 
 def gate_batch(valid_url: str, paths: RunPaths, *, gate: ConsentGate, policy: Policy,
-               region: str | None, storage_options: dict | None = None) -> dict:
-    """Drop records of subjects the gate excludes, and records resident outside ``region``."""
+               region: str | None, storage_options: dict | None = None,
+               rules: regions.ResidencyRules | None = None,
+               table: regions.RoutingTable | None = None) -> dict:
+    """Drop records of subjects the gate excludes and, when ``region`` is given, records that
+    the routing table does not send to ``region`` (reason ``residency``) or that no allowed
+    region can take now (``residency_unavailable``: they wait).  No table: every residency at
+    its primary region."""
     valid = storage.read_parquet(valid_url, storage_options=storage_options).to_pandas()
     reasons = pd.Series([None] * len(valid), index=valid.index, dtype=object)
     if region is not None:
-        reasons[valid["region"] != region] = RESIDENCY
+        rules = rules or regions.default_rules()
+        reasons[:] = regions.assign(valid["region"].tolist(), region,
+                                    table or regions.all_healthy(rules), rules)
     subjects = sorted(set(valid.loc[reasons.isna(), "subject_id"]))
     decisions = gate.decide(subjects, purpose=PURPOSE_SECURE_INFERENCE, policy=policy) \
         if subjects else {}

@@ -13,7 +13,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from compliance.gate import ConsentGate, Policy
-from tasks import batch
+from tasks import batch, regions
 from tasks.settings import InferenceSettings
 
 _IO_RETRY = {"retries": 2, "retry_delay_seconds": [2, 10]}
@@ -40,9 +40,11 @@ def load_and_validate(input_url: str, paths: batch.RunPaths, max_text_chars: int
 
 @task(name="compliance-gate", **_PRIVATE)
 def apply_gate(valid_url: str, paths: batch.RunPaths, gate: ConsentGate, policy: Policy,
-               region: str | None, storage_options: dict) -> dict:
+               region: str | None, storage_options: dict,
+               rules: regions.ResidencyRules | None = None,
+               table: regions.RoutingTable | None = None) -> dict:
     return batch.gate_batch(valid_url, paths, gate=gate, policy=policy, region=region,
-                            storage_options=storage_options)
+                            storage_options=storage_options, rules=rules, table=table)
 
 
 @task(name="plan-shards", retry_condition_fn=_retry_on_io, **_IO_RETRY, **_PRIVATE)

@@ -30,3 +30,8 @@ class InferenceSettings(BaseSettings):
         None, description="write Prometheus metrics here after each run (textfile collector)")
     pushgateway_url: str | None = Field(
         None, description="push Prometheus metrics to this Pushgateway after each run")
+    regions_file: str | None = Field(
+        None, description="residency rules (YAML); default: deployments/regions.yaml")
+    routing_table_url: str | None = Field(
+        None, description="routing table written by the failover-check flow (local or s3://); "
+                          "unset: every residency is processed at its primary region")
