@@ -26,6 +26,7 @@ run: setup
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy --ignore-missing-imports mpc compliance
 
 test: setup lint
 	$(BIN)/pytest -q

@@ -39,7 +39,7 @@ def placeholders(text: str) -> set[str]:
     return {a or b for a, b in _PLACEHOLDER.findall(text)}
 
 
-def _first(msgid: str | tuple[str, ...]) -> str:
+def _first(msgid: str | tuple[str, ...] | list[str]) -> str:
     return msgid if isinstance(msgid, str) else msgid[0]
 
 

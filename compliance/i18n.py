@@ -90,6 +90,9 @@ def _load(locale: str, locales_dir: Path) -> _gettext.GNUTranslations:
     return _gettext.GNUTranslations(io.BytesIO(data))
 
 
+_DateTime = datetime  # the method Translator.datetime shadows the type inside the class
+
+
 @dataclass(frozen=True)
 class Translator:
     """Messages and formatting for one locale and one display time zone."""
@@ -112,13 +115,13 @@ class Translator:
 
     def datetime(self, when: datetime) -> str:
         """Long date, short time and the zone's long name, joined the locale's way."""
-        pattern = get_datetime_format("long", locale=self.locale).replace("'", "")
+        pattern = str(get_datetime_format("long", locale=self.locale)).replace("'", "")
         return pattern.format(self.time(when), self.date(when)) + f" ({self.tz_name(when)})"
 
     def number(self, value: int | float | Decimal) -> str:
         return format_decimal(value, locale=self.locale)
 
-    def tz_name(self, when: datetime) -> str:
+    def tz_name(self, when: _DateTime) -> str:
         """Localized name of the display time zone at *when* (e.g. ``heure d'été ...``)."""
         return get_timezone_name(when.astimezone(self.tz), width="long", locale=self.locale)
 

@@ -149,4 +149,4 @@ def run_inference_batched(texts: list[str], *, model: str | Path = "minilm", max
         for k in ("rounds", "bytes", "dealer_bytes", "seconds"):
             total[k] += res.cost[k]
         total["sessions"] += 1
-    return InferenceResult(outputs=np.stack(outputs), kind=kind, model_name=name, cost=total)
+    return InferenceResult(outputs=np.stack([o for o in outputs if o is not None]), kind=kind, model_name=name, cost=total)

@@ -14,6 +14,7 @@ import platform
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -93,7 +94,7 @@ def run(model: str, seq_len: int, batch: int, *, parties: int = 2, device: str =
     ref_hidden = ref_hidden.numpy()
     out = {"model": model, "seq_len": seq_len, "batch": batch, "layers": cfg.num_hidden_layers,
            "parties": parties, "device": device}  # fmt: skip
-    common = dict(model=model_dir, parties=parties, max_length=max(seq_len, 8), token_ids=ids,
+    common: dict[str, Any] = dict(model=model_dir, parties=parties, max_length=max(seq_len, 8), token_ids=ids,
                   return_hidden=True, device=device, threads=threads, timeout=timeout)  # fmt: skip
     out["secure"] = _summary(run_inference([], backend="secure", **common), ref_hidden, cfg.num_hidden_layers)
     if not skip_vanilla:

@@ -67,11 +67,11 @@ def limb_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         raise ValueError("inner dimension too large for exact float64 limb products")
     la = [((a >> (16 * i)) & 0xFFFF).double() for i in range(4)]
     lb = [((b >> (16 * j)) & 0xFFFF).double() for j in range(4)]
-    out = None
+    out = la[0].matmul(lb[0]).long()
     for i in range(4):
         for j in range(4 - i):
-            term = la[i].matmul(lb[j]).long() << (16 * (i + j))
-            out = term if out is None else out + term
+            if i or j:
+                out = out + (la[i].matmul(lb[j]).long() << (16 * (i + j)))
     return out
 
 
@@ -228,7 +228,7 @@ def mul_many(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.T
     tensor instead of two.
     """
     provider = crypten.mpc.get_default_provider()
-    plans = []
+    plans: list[tuple] = []
     opened: list[torch.Tensor] = []
     for x, y in pairs:
         if x is y:

@@ -147,9 +147,9 @@ def inference_job(ctx) -> dict | None:
         tok = load_tokenizer(resolve_model_dir(p["tokenizer"]))
         ids, mask = tokenize(tok, p["texts"], max_length=int(p.get("max_length", 128)),
                              on_overlong=p.get("on_overlong", "truncate"), pad_to=p.get("pad_to", "longest"))  # fmt: skip
-        if ids.shape[1] > cfg.max_position_embeddings:
-            raise InputError(f"padded length {ids.shape[1]} exceeds the model's {cfg.max_position_embeddings} positions")
-    B, T = comm.get().broadcast_obj(tuple(ids.shape) if ctx.role == "data-owner" else None, 0)
+    if ids is not None and ids.shape[1] > cfg.max_position_embeddings:
+        raise InputError(f"padded length {ids.shape[1]} exceeds the model's {cfg.max_position_embeddings} positions")
+    B, T = comm.get().broadcast_obj(tuple(ids.shape) if ids is not None else None, 0)
 
     # 3. agreement
     _agree(ctx, {"config": cfg_dict, "backend": backend, "max_length": int(p.get("max_length", 128)),
@@ -202,6 +202,8 @@ def plaintext_forward(model: str | Path, texts: list[str] | None = None, *, toke
         ids = torch.as_tensor(token_ids, dtype=torch.long)
         mask = torch.ones_like(ids)
     else:
+        if texts is None:
+            raise InputError("give texts or token_ids")
         ids, mask = tokenize(load_tokenizer(model_dir), texts, max_length=max_length,
                              on_overlong=on_overlong, pad_to=pad_to)  # fmt: skip
     B, T = ids.shape
