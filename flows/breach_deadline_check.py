@@ -50,11 +50,25 @@ def breach_deadline_check(params: DeadlineCheckParams) -> dict[str, Any]:
         markdown=alerts_markdown(alerts, window_hours=window),
         description="Breach deadlines escalated",
     )
+    _export_metrics()
     return {
         "due_soon": sum(a.kind == "due_soon" for a in alerts),
         "missed": sum(a.kind == "missed" for a in alerts),
         "alerts": [a.__dict__ for a in alerts],
     }
+
+
+def _export_metrics() -> None:
+    """Write the breach metrics to SMT_METRICS_DIR/breach.prom (served by `smt up`)."""
+    from tasks.settings import OpsSettings
+
+    folder = OpsSettings().metrics_dir
+    if folder:
+        from prometheus_client import REGISTRY, write_to_textfile
+
+        names = ["smt_breach_deadlines_due_soon", "smt_breach_deadlines_missed_total",
+                 "smt_breach_escalations_total"]
+        write_to_textfile(f"{folder}/breach.prom", REGISTRY.restricted_registry(names))
 
 
 if __name__ == "__main__":

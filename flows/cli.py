@@ -16,7 +16,7 @@ from pathlib import Path
 from mpc.errors import SmtError
 
 # Subcommand modules with a ``register(subparsers)`` function, in help order.
-SUBCOMMAND_MODULES = ("flows.cli_infer", "flows.cli_compliance", "flows.cli_breach")
+SUBCOMMAND_MODULES = ("flows.cli_infer", "flows.cli_compliance", "flows.cli_breach", "flows.cli_ops")
 
 DEMO_TEXTS = [
     "The patient reported mild chest pain after exercise.",

@@ -35,3 +35,16 @@ class InferenceSettings(BaseSettings):
     routing_table_url: str | None = Field(
         None, description="routing table written by the failover-check flow (local or s3://); "
                           "unset: every residency is processed at its primary region")
+
+
+class OpsSettings(BaseSettings):
+    """Settings of the operations flows (failover check) and ``smt up``."""
+
+    model_config = SettingsConfigDict(env_prefix="SMT_", extra="ignore")
+
+    regions_file: str | None = Field(None, description="as InferenceSettings.regions_file")
+    routing_table_url: str = Field(
+        ".smt/routing.json", description="where failover-check persists the routing table")
+    metrics_dir: str | None = Field(
+        None, description="folder of Prometheus textfiles (one per job) served by `smt up`")
+    s3_endpoint_url: str | None = Field(None, description="S3 endpoint for s3:// probes")
