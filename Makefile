@@ -29,7 +29,7 @@ lint: setup
 	$(BIN)/mypy --ignore-missing-imports mpc compliance
 
 test: setup lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=20
 
 bench: setup
 	$(BIN)/smt bench --model minilm --seq-len 64 --batch 1
