@@ -134,11 +134,8 @@ class SecureOps:
             return out
 
 
-class StockOps:
-    """CrypTen's stock functions on MPCTensor (the vanilla baseline)."""
-
-    name = "vanilla"
-    MASK_BIAS = 128.0  # CrypTen's exp is (1 + x/256)^256: keep masked logits above -256
+class _TensorLayout:
+    """Layout operations shared by the backends whose values are tensor-like objects."""
 
     def reshape(self, x, *shape):
         return x.reshape(*shape)
@@ -154,6 +151,13 @@ class StockOps:
 
     def sum(self, x, dim):
         return x.sum(dim)
+
+
+class StockOps(_TensorLayout):
+    """CrypTen's stock functions on MPCTensor (the vanilla baseline)."""
+
+    name = "vanilla"
+    MASK_BIAS = 128.0  # CrypTen's exp is (1 + x/256)^256: keep masked logits above -256
 
     def matmul(self, a, b, *, kind: str = "linear"):
         with component(kind):
@@ -204,25 +208,10 @@ class StockOps:
             return m * (m * m).sum(-1, keepdim=True).inv_sqrt()
 
 
-class PlainOps:
+class PlainOps(_TensorLayout):
     """Exact float64 reference (same architecture code path)."""
 
     name = "plaintext"
-
-    def reshape(self, x, *shape):
-        return x.reshape(*shape)
-
-    def permute(self, x, *dims):
-        return x.permute(*dims)
-
-    def index(self, x, idx):
-        return x[idx]
-
-    def add(self, a, b):
-        return a + b
-
-    def sum(self, x, dim):
-        return x.sum(dim)
 
     def matmul(self, a, b, *, kind: str = "linear"):
         return a @ b
