@@ -32,7 +32,7 @@ def cosines(a, b):
 def sweep_texts(n: int) -> dict:
     texts = varied_texts(n, seed=11)
     t0 = time.time()
-    res = run_inference_batched(texts, model="minilm", max_attention_cells=65536)
+    res = run_inference_batched(texts, model="minilm", max_attention_cells=131072)
     ref = plaintext_forward("minilm", texts).numpy()
     return _report("texts", res.outputs, ref, time.time() - t0, res.cost["sessions"])
 
