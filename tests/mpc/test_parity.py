@@ -39,7 +39,9 @@ def test_minilm_varied_texts_cosine_at_least_0999():
 @pytest.mark.parametrize("parties", [2, 3])
 def test_tiny_classifier_argmax_agreement_and_logit_error(tiny_classifier_dir, parties):
     n = 200 if parties == 2 else 60
-    texts = varied_texts(n, seed=5 + parties)
+    # seeds whose reference top-two logit margins all exceed 0.02 (10x the usual error), so the
+    # 100% agreement asserted below cannot depend on luck
+    texts = varied_texts(n, seed=34 if parties == 2 else 8)
     secure = run_inference(texts, model=tiny_classifier_dir, parties=parties, max_length=32)
     ref = plaintext_forward(tiny_classifier_dir, texts, max_length=32).numpy()
     assert secure.kind == "classification"
@@ -53,3 +55,22 @@ def test_minilm_three_parties():
     ref = plaintext_forward("minilm", texts).numpy()
     assert cosines(secure.outputs, ref).min() >= 0.999
     assert set(secure.cost["bytes_per_party"]) == {"data-owner", "model-owner", "helper-2"}
+
+
+def test_no_outlier_over_1000_sequences(tiny_classifier_dir):
+    """1,000 random-token sequences in one session: every sequence's logits within 0.05 of the
+    float64 reference (exact truncation: no wrap-around outliers), and the same label wherever
+    the reference's top two logits are further apart than twice the largest error."""
+    import torch
+
+    g = torch.Generator().manual_seed(3)
+    ids = torch.randint(1000, 30522, (1000, 12), generator=g)
+    ids[:, 0], ids[:, -1] = 101, 102
+    secure = run_inference([], model=tiny_classifier_dir, token_ids=ids.tolist(), max_length=12, timeout=900)
+    ref = plaintext_forward(tiny_classifier_dir, token_ids=ids).numpy()
+    per_sequence = np.abs(secure.outputs - ref).max(1)
+    print(f"\n1,000 sequences: max abs logit error {per_sequence.max():.2e}, median {np.median(per_sequence):.2e}")
+    assert per_sequence.max() <= 0.05
+    top2 = np.sort(ref, 1)[:, -2:]
+    clear = (top2[:, 1] - top2[:, 0]) > 2 * per_sequence.max()  # labels an error this size cannot flip
+    assert (np.array(secure.labels)[clear] == ref.argmax(1)[clear]).all()
