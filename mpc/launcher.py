@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -107,6 +108,7 @@ def launch(
 ) -> SessionOutput:
     """Run ``job`` across the parties; each role gets only its own ``params_by_role`` entry."""
     roles = roles_for(parties)
+    own = workdir is None  # ours to delete: the params files hold each party's secret inputs
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="smt-session-"))
     workdir.mkdir(parents=True, exist_ok=True)
     rendezvous = f"tcp://127.0.0.1:{free_port()}"
@@ -133,12 +135,14 @@ def launch(
                 )
             runs.append(PartyRun(role, rank, proc, log_path, report))
         _watch(runs, timeout, t0)
+        reports = {}
+        for r in runs:
+            reports[r.role if r.role != "helper" else f"helper-{r.rank}"] = json.loads(r.report_path.read_text())
+        return SessionOutput(reports=reports, seconds=time.monotonic() - t0, workdir=workdir)
     finally:
         _kill(runs)
-    reports = {}
-    for r in runs:
-        reports[r.role if r.role != "helper" else f"helper-{r.rank}"] = json.loads(r.report_path.read_text())
-    return SessionOutput(reports=reports, seconds=time.monotonic() - t0, workdir=workdir)
+        if own:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _watch(runs: list[PartyRun], timeout: float, t0: float) -> None:

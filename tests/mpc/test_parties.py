@@ -118,3 +118,15 @@ def test_role_and_rank_must_match():
     )  # fmt: skip
     assert proc.returncode != 0
     assert "role model-owner must have rank 1" in proc.stderr
+
+
+def test_launch_deletes_its_working_folder(tmp_path, monkeypatch):
+    """Each party's params file holds that party's secret input: nothing is left behind."""
+    import tempfile
+
+    from mpc.launcher import launch
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    out = launch("mpc.numerics_job:numerics_job", {"data-owner": {"inputs": {"exp": [-1.0, 0.0]}}}, timeout=120)
+    assert out.result["exp"][1] == pytest.approx(1.0, abs=1e-4)
+    assert list(tmp_path.iterdir()) == []
