@@ -32,12 +32,12 @@ def cosines(a, b):
 def sweep_texts(n: int) -> dict:
     texts = varied_texts(n, seed=11)
     t0 = time.time()
-    res = run_inference_batched(texts, model="minilm", max_attention_cells=131072)
+    res = run_inference_batched(texts, model="minilm", max_attention_cells=131072, timeout=3600)
     ref = plaintext_forward("minilm", texts).numpy()
     return _report("texts", res.outputs, ref, time.time() - t0, res.cost["sessions"])
 
 
-def sweep_sequences(n: int, seq_len: int = 16, batch: int = 250) -> dict:
+def sweep_sequences(n: int, seq_len: int = 16, batch: int = 100) -> dict:
     g = torch.Generator().manual_seed(99)
     outs, refs, sessions = [], [], 0
     t0 = time.time()
@@ -45,7 +45,7 @@ def sweep_sequences(n: int, seq_len: int = 16, batch: int = 250) -> dict:
         b = min(batch, n - start)
         ids = torch.randint(1000, 30522, (b, seq_len), generator=g)
         ids[:, 0], ids[:, -1] = 101, 102
-        res = run_inference([], model="minilm", token_ids=ids.tolist(), max_length=seq_len)
+        res = run_inference([], model="minilm", token_ids=ids.tolist(), max_length=seq_len, timeout=3600)
         outs.append(res.outputs)
         refs.append(plaintext_forward("minilm", token_ids=ids).numpy())
         sessions += 1
