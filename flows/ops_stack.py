@@ -254,6 +254,9 @@ def stop(p: Proc, grace: float = 20) -> str:
         os.killpg(p.pid, signal.SIGKILL)
     except ProcessLookupError:
         return "stopped"
+    deadline = time.monotonic() + 10  # SIGKILL is asynchronous: wait until it has taken effect
+    while time.monotonic() < deadline and _alive(p):
+        time.sleep(0.1)
     return "killed"
 
 
