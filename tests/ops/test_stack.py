@@ -122,7 +122,7 @@ def test_failover_moves_work_only_to_allowed_regions(stack):
     assert one_down["status"]["americas"] == "failover"
 
     _stop_worker(stack, "europe")
-    time.sleep(3)
+    time.sleep(stale + 3)  # its last heartbeat must be older than the staleness limit
     two_down = _failover(env, stale)
     # EU data waits rather than leave the EU; so does Americas data (apac is not allowed)
     assert two_down["routes"] == {"americas": None, "europe": None, "apac": "apac"}
