@@ -7,32 +7,15 @@ link to subjects); only writing notices (``OSError``) retries, with explicit del
 from __future__ import annotations
 
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy.orm import Session, sessionmaker
 
 from compliance import breach_service
-from compliance.db import open_store
+from tasks.compliance_tasks import _retry_on_io, store  # one retry rule, one store per URL
 
 _PRIVATE = {"persist_result": False, "cache_policy": NO_CACHE}
-
-
-def _retry_on_io(task, task_run, state) -> bool:  # type: ignore[no-untyped-def]
-    try:
-        state.result()
-    except OSError:
-        return True
-    except Exception:  # noqa: BLE001 - any other failure is final
-        return False
-    return False
-
-
-@lru_cache(maxsize=8)
-def store(database_url: str) -> sessionmaker[Session]:
-    return open_store(database_url)
 
 
 @task(name="breach-report", **_PRIVATE)
