@@ -96,6 +96,16 @@ def mul_bit(x: Fx, bit: torch.Tensor) -> Fx:
     return Fx(mul_many([(x.share, bit)])[0], x.bits)
 
 
+# Sign tests compare at the width the value needs (mpc.protocols.ltz_many: |x| < 2^(k-1) ring
+# units): activations, logits and their differences are far below 2^15 in magnitude.
+SIGN_RANGE_LOG2 = 15
+
+
+def cmp_width(bits: int, range_log2: int) -> int:
+    """Comparison width k for values of ``bits`` fractional bits and magnitude below 2^range_log2."""
+    return min(64, bits + range_log2 + 1)
+
+
 def truncate(items: list[tuple[Fx, int]]) -> list[Fx]:
     outs = truncate_shares_many([(x.share, 1 << (x.bits - bits)) for x, bits in items])
     return [Fx(s, bits) for s, (_, bits) in zip(outs, items, strict=True)]
@@ -197,7 +207,8 @@ def inv_sqrt(v: Fx, lo: int = INV_SQRT_LO, hi: int = INV_SQRT_HI) -> Fx:
     offsets = public_fx(torch.tensor(thetas[1:]), v.bits).to(dev).view((-1,) + (1,) * v.share.dim())
     if comm.get().get_rank() != 0:
         offsets = torch.zeros_like(offsets)
-    (below,) = ltz_many([v.share.unsqueeze(0) - offsets])  # [v < theta_i], i >= 1
+    # |v - theta| < 2^(hi + 3) (room past the valid range): a (bits + hi + 4)-bit comparison
+    (below,) = ltz_many([v.share.unsqueeze(0) - offsets], k=cmp_width(v.bits, hi + 3))  # [v < theta_i]
     # interval indicators ind_i = [theta_i <= v < theta_{i+1}] are linear in the bits, so both
     # y0 = sum ind_i c/sqrt(theta_i) and y0^2 = sum ind_i c^2/theta_i are local combinations
     one = torch.ones_like(below[:1]) if comm.get().get_rank() == 0 else torch.zeros_like(below[:1])
@@ -247,7 +258,7 @@ def gelu(x: Fx) -> Fx:
     Valid range: |x| <= 32 (r(t) stays within exp's range [-947, 0]; real MiniLM inputs reach
     25).  Error: below 2.5e-4 absolute over [-32, 32] (the cubic's fit error dominates).
     """
-    (neg,) = ltz_many([x.share])
+    (neg,) = ltz_many([x.share], k=cmp_width(x.bits, SIGN_RANGE_LOG2))
     bx = mul_bit(x, neg)
     relu = x - bx
     t = x - bx.times_int(2)  # |x|
@@ -270,7 +281,7 @@ def tanh(x: Fx) -> Fx:
 
     Valid range: |x| <= 950 (exp's range).  Error: below 3e-5 absolute.
     """
-    (neg,) = ltz_many([x.share])
+    (neg,) = ltz_many([x.share], k=cmp_width(x.bits, SIGN_RANGE_LOG2))
     bx = mul_bit(x, neg)
     t = x - bx.times_int(2)
     e = exp_neg(-t.times_int(2), out_bits=F)
@@ -301,11 +312,12 @@ def row_max(x: Fx) -> Fx:
     instead of two, for 6 instead of 3 comparisons per row.
     """
     s = x.share
+    width = cmp_width(x.bits, SIGN_RANGE_LOG2)  # differences of logits: |a - b| < 2^15
     while s.shape[-1] > ALL_PAIRS_AT:
         n = s.shape[-1]
         h = n // 2
         a, b, rest = s[..., :h], s[..., h : 2 * h], s[..., 2 * h :]
-        (a_lt_b,) = ltz_many([a - b])
+        (a_lt_b,) = ltz_many([a - b], k=width)
         (sel,) = mul_many([(b - a, a_lt_b)])
         s = torch.cat([a + sel, rest], dim=-1)
     n = s.shape[-1]
@@ -313,7 +325,7 @@ def row_max(x: Fx) -> Fx:
         return Fx(s, x.bits)
     pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
     diffs = torch.stack([s[..., i] - s[..., j] for i, j in pairs])  # (pairs, ...)
-    (lt,) = ltz_many([diffs])  # [x_i < x_j]
+    (lt,) = ltz_many([diffs], k=width)  # [x_i < x_j]
     one = torch.ones_like(lt[0]) if comm.get().get_rank() == 0 else torch.zeros_like(lt[0])
     wins = []
     for i in range(n):  # x_i wins iff x_i >= x_j for j > i and x_i > x_j for j < i

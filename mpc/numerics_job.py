@@ -54,3 +54,40 @@ def numerics_job(ctx):
             if out is not None:
                 results[name] = out.tolist()
     return results if ctx.rank == 0 else None
+
+
+def comparison_job(ctx):
+    """Sign tests of ring integers at several widths k, with what each party sends observed.
+
+    Params of the data owner: ``cases``: list of (k, values as ints).  Returns per case the
+    revealed bits and, for the masking tests, the opened c values and the dealer's view
+    (the sum mod 67 of every party's blinded vectors; the other parties send theirs to the
+    data owner here, in this test job only).
+    """
+    from mpc.protocols import P_FIELD, ltz_many, observe_comparisons
+
+    cases = comm.get().broadcast_obj(
+        [(k, len(v)) for k, v in ctx.params["cases"]] if ctx.rank == 0 else None, 0
+    )
+    out = []
+    for i, (k, n) in enumerate(cases):
+        values = torch.tensor(ctx.params["cases"][i][1] if ctx.rank == 0 else [0] * n, dtype=torch.long)
+        share = plain(crypten.mpc.MPCTensor(values, src=0, precision=0)._tensor.share)
+        seen: list = []
+        with observe_comparisons(lambda c, d: seen.append((c.clone(), d.clone()))):
+            (bits,) = ltz_many([share], k=k)
+        c, d = seen[0]
+        d = d.long()
+        if ctx.rank == 0:
+            for src in range(1, comm.get().get_world_size()):
+                other = torch.empty_like(d)
+                other = comm.get().recv(other, src)
+                d = d + other
+        else:
+            comm.get().send(d, 0)
+        revealed = reveal(bits, 0, dst=0)
+        if ctx.rank == 0:
+            view = d % P_FIELD
+            out.append({"bits": revealed.long().tolist(), "c": c.tolist(), "zeros": (view == 0).sum(-1).tolist(),
+                        "zero_at": torch.where((view == 0).any(-1), (view == 0).long().argmax(-1), -1).tolist()})  # fmt: skip
+    return out if ctx.rank == 0 else None

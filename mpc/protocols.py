@@ -33,6 +33,7 @@ behaviour (the "vanilla" baseline) is unchanged outside it.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -124,10 +125,8 @@ def _dealer_wfree(self, key):
 
 def install_dealer_functions() -> None:
     """Teach CrypTen's TTP server our dealer functions (call in the dealer process)."""
-    ttp_provider.TTPServer.smt_trunc = _dealer_trunc
-    ttp_provider.TTPServer.smt_wmask = _dealer_wmask
-    ttp_provider.TTPServer.smt_wtriple = _dealer_wtriple
-    ttp_provider.TTPServer.smt_wfree = _dealer_wfree
+    for name, fn in _dealer_functions().items():
+        setattr(ttp_provider.TTPServer, name, fn)
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,20 +318,189 @@ class ReusedWeightMask:
             self.client.ttp_request("smt_wfree", self.device, self.key)
 
 
-def ltz_many(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+# --------------------------------------------------------------------------------------------
+# dealer-assisted comparison
+
+P_FIELD = 67  # prime field of the blinded comparison vectors; > 64 + 1, fits a byte
+_CMP_OBSERVERS: list = []  # test hook: callables that see (opened c, this party's message to the dealer)
+
+
+@contextlib.contextmanager
+def observe_comparisons(fn) -> Iterator[None]:
+    """Within the block, ``fn(c, d)`` sees every opened c and this party's vectors for the dealer
+    (used by the tests that check both are masked)."""
+    _CMP_OBSERVERS.append(fn)
+    try:
+        yield
+    finally:
+        _CMP_OBSERVERS.remove(fn)
+
+
+def _ring_random(size, gen, device) -> torch.Tensor:
+    from crypten.common.rng import generate_random_ring_element
+
+    return plain(generate_random_ring_element(size, generator=gen, device=device))
+
+
+def _pack_bytes(t: torch.Tensor) -> torch.Tensor:
+    """A uint8 tensor as int64 words (the dealer channel carries int64), 8 bytes per word."""
+    flat = t.reshape(-1)
+    pad = (-flat.numel()) % 8
+    if pad:
+        flat = torch.cat([flat, flat.new_zeros(pad)])
+    return flat.view(torch.int64)
+
+
+def _unpack_bytes(words: torch.Tensor, shape) -> torch.Tensor:
+    n = math.prod(shape)
+    return words.reshape(-1).view(torch.uint8)[:n].reshape(shape)
+
+
+def _dealer_cmp_prep(self, n, k):  # dealer: r (free, from seeds) and Z_p shares of its low bits
+    r = plain(self._get_additive_PRSS((n,)))
+    bits = torch.stack([(r >> i) & 1 for i in range(k - 1)], dim=-1)
+    others = torch.zeros_like(bits)
+    for g in self._get_generators(device=self.device)[1:]:
+        others = others + _ring_random((n, k - 1), g, bits.device) % P_FIELD
+    if not hasattr(self, "_smt_cmp"):
+        self._smt_cmp = []
+    self._smt_cmp.append((r >> (k - 1)) & 1)  # the top bit of r mod 2^k, for the answer
+    return _pack_bytes(((bits - others) % P_FIELD).to(torch.uint8))
+
+
+def _dealer_cmp_answer(self, n, k):  # dealer: learns only beta' = beta XOR [r_low > c_low]
+    ttp_group = comm.get().ttp_group
+    total = torch.zeros((n, k - 1), dtype=torch.int32)
+    for src in range(comm.get().get_world_size()):
+        buf = torch.empty((n, k - 1), dtype=torch.uint8)
+        torch.distributed.recv(buf, src=src, group=ttp_group)
+        total += buf.to(torch.int32)
+    beta_prime = ((total % P_FIELD) == 0).any(-1).long().to(self.device or "cpu")
+    z = beta_prime ^ self._smt_cmp.pop(0)
+    return z - plain(self._get_additive_PRSS((n,), remove_rank=True))
+
+
+def _dealer_functions() -> dict:
+    return {
+        "smt_trunc": _dealer_trunc,
+        "smt_wmask": _dealer_wmask,
+        "smt_wtriple": _dealer_wtriple,
+        "smt_wfree": _dealer_wfree,
+        "smt_cmp_prep": _dealer_cmp_prep,
+        "smt_cmp_answer": _dealer_cmp_answer,
+    }
+
+
+def _suffix_sum(w: torch.Tensor) -> torch.Tensor:
+    """s_i = sum_{j > i} w_j along the last dimension (bit i = weight 2^i)."""
+    total = w.sum(-1, keepdim=True)
+    return total - w.cumsum(-1)
+
+
+def _bits_of(v: torch.Tensor, count: int) -> torch.Tensor:
+    return torch.stack([(v >> i) & 1 for i in range(count)], dim=-1)
+
+
+def ltz_many(tensors: Sequence[torch.Tensor], k: int = 64) -> list[torch.Tensor]:
     """Shares of the integer bits [x < 0] for several share tensors, in one comparison pass.
 
-    CrypTen's comparison: arithmetic-to-binary conversion, a carry-lookahead adder, and a
-    1-bit binary-to-arithmetic conversion; it reveals only Beaver-masked values.
+    Valid for |x| < 2^(k-1) ring units (callers pass k from the value's fractional bits and a
+    bound on its magnitude); outside that the answer is the sign of x mod 2^k.
+
+    Protocol (dealer-assisted; SecureNN's PrivateCompare with the dealer as the helper that
+    sees only a masked bit):
+
+    1. the dealer draws r uniform in Z_2^64 (shares from the seeds it shares with each party,
+       so it sends nothing for r) and deals shares over Z_67 of the low k-1 bits of r;
+    2. the parties open c = x + r mod 2^k.  For |x| < 2^(k-1), x < 0 iff bit k-1 of
+       (c - r) mod 2^k is set, i.e. c_top XOR r_top XOR borrow with borrow = [r_low > c_low]
+       (the low k-1 bits);
+    3. with randomness common to the computing parties only (CrypTen's "global" generator,
+       unknown to the dealer) -- a bit beta, multipliers s_i in Z_67^*, a rotation rho -- each
+       party computes its share of e_i = (bit i of the public side) - r_i + 1 + sum_{j>i}
+       (r_j XOR public_j), which is 0 at exactly one i iff r_low > c_low (beta = 0), or the
+       same test for r_low < c_low + 1 (beta = 1), multiplies by s_i, rotates by rho and sends
+       it to the dealer;
+    4. the dealer adds the shares: beta' = [some entry is 0] = beta XOR borrow.  It deals
+       arithmetic shares of z = beta' XOR r_top; the parties finish locally:
+       [x < 0] = v XOR z = v + (1 - 2v) z with v = c_top XOR beta public to them.
+
+    Security (semi-honest, dealer not colluding with a party, as for all dealer randomness):
+    c is x plus a uniform element of Z_2^k, so it is uniform whatever x is.  Each e_i lies in
+    [0, k] < 67, so it is 0 only where stated; s_i e_i is uniform in Z_67^* where e_i != 0,
+    and the uniform rotation puts the (at most one) zero at a uniform position: the dealer's
+    view is a function of beta' alone, a uniform bit (beta is uniform and hidden from it).
+    The parties receive only uniform shares.  Cost: 3 rounds (open c; to the dealer; back),
+    8 + (k-1) bytes sent per element and party, the dealer sends k-1 bytes + one ring element
+    per element to party 0 (instead of CrypTen's ~350 bytes per element and ~8 rounds).
     """
-    from crypten.mpc import MPCTensor
+    from mpc.meter import current
 
-    flat = torch.cat([t.reshape(-1) for t in tensors])
-    if flat.is_cuda:  # CrypTen's binary circuits expect its CUDA wrapper
-        from crypten.cuda import CUDALongTensor
-
-        flat = CUDALongTensor(flat)
-    bits = plain(MPCTensor.from_shares(flat, precision=0)._ltz()._tensor.share)
+    if not 2 <= k <= 64:
+        raise ValueError(f"comparison width k must be in [2, 64], got {k}")
+    flat = torch.cat([plain(t).reshape(-1) for t in tensors])
+    n, device = flat.numel(), flat.device
+    rank = comm.get().get_rank()
+    client = ttp_provider.TTPClient.get()
+    gen = client.get_generator(device=device)
+    kl = k - 1
+    mask = -1 if k == 64 else (1 << k) - 1
+    # 1. correlated randomness: r from seeds, Z_p shares of its low bits
+    r = _ring_random((n,), gen, device)
+    if rank == 0:
+        a = _unpack_bytes(plain(client.ttp_request("smt_cmp_prep", device, n, k)), (n, kl)).to(device).long()
+    else:
+        a = _ring_random((n, kl), gen, device) % P_FIELD
+    # 2. open c = x + r mod 2^k
+    with tag("comparison"):
+        (c,) = comm.get().all_reduce([(flat + r) & mask], batched=True)
+    c = c & mask
+    c_top = (c >> kl) & 1
+    c_low = c & ((1 << kl) - 1) if kl < 63 else c & ((1 << 63) - 1)
+    # 3. blinded comparison vectors
+    g = crypten.generators["global"][device]
+    beta = torch.randint(0, 2, (n,), generator=g, device=device)
+    s = torch.randint(1, P_FIELD, (n, kl), generator=g, device=device)
+    rho = torch.randint(0, kl, (n,), generator=g, device=device)
+    all_ones = c_low == (1 << kl) - 1
+    q = _bits_of(torch.where(beta.bool(), c_low + 1, c_low), kl)  # public side, per branch
+    j = 1 if rank == 0 else 0
+    w = a + j * q - 2 * q * a
+    suffix = _suffix_sum(w)
+    e0 = j * (q + 1) - a + suffix  # zero iff r_low > c_low
+    e1 = a + j * (1 - q) + suffix  # zero iff r_low < c_low + 1
+    e = torch.where(beta.bool().unsqueeze(-1), e1, e0)
+    if j:  # beta = 1 and c_low all ones: r_low <= c_low always; one zero, as the protocol expects
+        fixed = torch.ones_like(e)
+        fixed[:, 0] = 0
+        e = torch.where((beta.bool() & all_ones).unsqueeze(-1), fixed, e)
+    else:
+        e = torch.where((beta.bool() & all_ones).unsqueeze(-1), torch.zeros_like(e), e)
+    d = (s * (e % P_FIELD)) % P_FIELD
+    idx = (torch.arange(kl, device=device).unsqueeze(0) + rho.unsqueeze(-1)) % kl
+    d = torch.gather(d, 1, idx).to(torch.uint8).cpu()
+    for fn in _CMP_OBSERVERS:
+        fn(c, d)
+    # 4. the dealer's masked answer
+    ttp_rank = comm.get().get_ttp_rank()
+    if rank == 0:
+        message = {"function": "smt_cmp_answer", "device": str(device), "args": (n, k), "kwargs": {}}
+        comm.get().send_obj(message, ttp_rank, client.ttp_group)
+        torch.distributed.send(d, dst=ttp_rank, group=client.ttp_group)
+        size = comm.get().recv_obj(ttp_rank, client.ttp_group)
+        z = torch.empty(size, dtype=torch.long, device=device)
+        comm.get().broadcast(z, ttp_rank, client.comm_group)
+    else:
+        torch.distributed.send(d, dst=ttp_rank, group=client.ttp_group)
+        z = _ring_random((n,), gen, device)
+    meter = current()
+    if meter is not None:
+        with tag("comparison"):
+            meter.add(rounds=2, nbytes=d.numel())
+    v = c_top ^ beta
+    bits = (1 - 2 * v) * plain(z)
+    if rank == 0:
+        bits = bits + v
     out, offset = [], 0
     for t in tensors:
         out.append(bits[offset : offset + t.numel()].reshape(t.shape))

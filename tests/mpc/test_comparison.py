@@ -1,0 +1,81 @@
+"""The dealer-assisted comparison (mpc.protocols.ltz_many): exact, and masked on every channel.
+
+Real parties and dealer as OS processes.  The masking tests look at exactly what crosses the
+wire: the opened c (seen by every computing party) and the dealer's view (the sum mod 67 of the
+blinded vectors the parties send it; the test job gathers them at the data owner to check).
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from mpc.launcher import launch
+from tests.mpc.conftest import PARTY_COUNTS
+
+rng = random.Random(11)
+WIDTHS = (2, 3, 8, 17, 33, 48, 64)
+
+
+def _values(k: int, n: int) -> list[int]:
+    lim = (1 << (k - 1)) - 1
+    edges = [0, 1, -1, lim, -lim, lim - 1, -lim + 1]
+    small = [rng.randint(-min(50, lim), min(50, lim)) for _ in range(n // 4)]
+    return edges + small + [rng.randint(-lim, lim) for _ in range(n)]
+
+
+N_MASK = 2000
+CASES = [(k, _values(k, 400)) for k in WIDTHS] + [
+    (16, [-5] * N_MASK),  # one constant negative value: c must still look uniform
+    (16, [7] * N_MASK),  # the dealer's view must not tell these two apart
+    (8, [rng.randint(-127, 127) for _ in range(N_MASK)]),  # positions of the zero
+]
+
+
+@pytest.fixture(scope="module", params=PARTY_COUNTS, ids=lambda p: f"{p}parties")
+def results(request):
+    out = launch("mpc.numerics_job:comparison_job", {"data-owner": {"cases": CASES}},
+                 parties=request.param, timeout=300)  # fmt: skip
+    return out.result
+
+
+@pytest.mark.parametrize("i", range(len(WIDTHS)), ids=[f"k={k}" for k in WIDTHS])
+def test_sign_is_exact_over_the_whole_range(results, i):
+    k, values = CASES[i]
+    expected = [int(v < 0) for v in values]
+    assert results[i]["bits"] == expected
+
+
+def test_dealer_sees_at_most_one_zero_per_comparison(results):
+    for r in results:
+        assert max(r["zeros"]) <= 1
+
+
+def test_dealers_view_is_a_fair_coin_whatever_the_sign(results):
+    """The dealer learns beta' = beta XOR borrow: without beta it would be 0/1 by sign (and
+    with c's low bits, leak x); both constant inputs must give a fair coin."""
+    for r in results[len(WIDTHS) : len(WIDTHS) + 2]:
+        frac = np.mean(r["zeros"])
+        assert abs(frac - 0.5) < 5 * 0.5 / np.sqrt(N_MASK), frac
+
+
+def test_position_of_the_zero_is_uniform(results):
+    """Without the rotation the zero would sit at the first bit where r and c differ."""
+    r = results[-1]
+    at = np.array([a for a in r["zero_at"] if a >= 0])
+    counts = np.bincount(at, minlength=7)
+    expected = len(at) / 7
+    chi2 = ((counts - expected) ** 2 / expected).sum()
+    assert chi2 < 22.5, counts  # 6 degrees of freedom, p < 0.001
+
+
+def test_opened_value_is_uniform_for_a_constant_input(results):
+    """c = x + r mod 2^16 for x = -5 everywhere: spread over the whole ring, not at x."""
+    for r in results[len(WIDTHS) : len(WIDTHS) + 2]:
+        c = np.array(r["c"], dtype=np.float64) / 2**16
+        assert len(set(r["c"])) > N_MASK * 0.9
+        assert abs(c.mean() - 0.5) < 0.05
+        hist = np.histogram(c, bins=8, range=(0, 1))[0]
+        assert hist.min() > N_MASK / 8 * 0.6
