@@ -32,6 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch threads per party")
     p.add_argument("--skip-vanilla", action="store_true")
+    p.add_argument("--before", action="store_true",
+                   help="also run the previous engine (ours with CrypTen's comparison) side by side")
     p.add_argument("--record", type=Path, nargs="?", const=Path("bench/results"), help="write JSON + Markdown there")
     p.add_argument("--timeout", type=float, default=3600.0)
     p.add_argument("--json", action="store_true")
@@ -86,7 +88,7 @@ def _summary(res, ref_hidden: np.ndarray, layers: int) -> dict:
 
 
 def run(model: str, seq_len: int, batch: int, *, parties: int = 2, device: str = "cpu", threads: int = 1,
-        skip_vanilla: bool = False, timeout: float = 3600.0) -> dict:  # fmt: skip
+        skip_vanilla: bool = False, before: bool = False, timeout: float = 3600.0) -> dict:  # fmt: skip
     model_dir = resolve_model_dir(model)
     cfg = BertConfig.from_pretrained(model_dir)
     ids = _token_ids(cfg, batch, seq_len)
@@ -97,6 +99,8 @@ def run(model: str, seq_len: int, batch: int, *, parties: int = 2, device: str =
     common: dict[str, Any] = dict(model=model_dir, parties=parties, max_length=max(seq_len, 8), token_ids=ids,
                   return_hidden=True, device=device, threads=threads, timeout=timeout)  # fmt: skip
     out["secure"] = _summary(run_inference([], backend="secure", **common), ref_hidden, cfg.num_hidden_layers)
+    if before:
+        out["before"] = _summary(run_inference([], backend="secure-crypten-cmp", **common), ref_hidden, cfg.num_hidden_layers)
     if not skip_vanilla:
         out["vanilla"] = _summary(run_inference([], backend="vanilla", **common), ref_hidden, cfg.num_hidden_layers)
     out["plaintext"] = {"seconds": _plaintext_seconds(model_dir, ids, threads, device)}
@@ -109,22 +113,24 @@ def run(model: str, seq_len: int, batch: int, *, parties: int = 2, device: str =
 def table(r: dict) -> str:
     rows = [f"model {r['model']}  T={r['seq_len']}  B={r['batch']}  layers={r['layers']}  parties={r['parties']}  device={r['device']}",
             f"{'':<10}{'rounds':>10}{'MB/party':>12}{'dealer MB':>12}{'seconds':>10}{'max err':>12}"]  # fmt: skip
-    for name in ("secure", "vanilla"):
+    for name in ("secure", "before", "vanilla"):
         if name in r:
             s = r[name]
             rows.append(f"{name:<10}{s['rounds']:>10}{s['bytes'] / 1e6:>12.1f}{s['dealer_bytes'] / 1e6:>12.1f}"
                         f"{s['seconds']:>10.2f}{s['max_abs_error']:>12.2e}")  # fmt: skip
     rows.append(f"{'plaintext':<10}{'':>10}{'':>12}{'':>12}{r['plaintext']['seconds']:>10.4f}")
-    if "vanilla" in r:
-        s, v = r["secure"], r["vanilla"]
-        rows.append(f"ratios secure/vanilla: rounds {s['rounds'] / v['rounds']:.2f}, bytes {s['bytes'] / v['bytes']:.2f}, "
+    for base in ("before", "vanilla"):
+        if base not in r:
+            continue
+        s, v = r["secure"], r[base]
+        rows.append(f"ratios secure/{base}: rounds {s['rounds'] / v['rounds']:.2f}, bytes {s['bytes'] / v['bytes']:.2f}, "
                     f"seconds {s['seconds'] / v['seconds']:.2f}, error {s['max_abs_error'] / max(v['max_abs_error'], 1e-12):.3g}")  # fmt: skip
     return "\n".join(rows)
 
 
 def command(args: argparse.Namespace) -> int:
     r = run(args.model, args.seq_len, args.batch, parties=args.parties, device=args.device,
-            threads=args.threads, skip_vanilla=args.skip_vanilla, timeout=args.timeout)  # fmt: skip
+            threads=args.threads, skip_vanilla=args.skip_vanilla, before=args.before, timeout=args.timeout)  # fmt: skip
     if args.record:
         args.record.mkdir(parents=True, exist_ok=True)
         stem = f"{r['model']}-T{r['seq_len']}-B{r['batch']}-p{r['parties']}-{r['device'].replace(':', '')}"

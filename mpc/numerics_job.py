@@ -74,7 +74,7 @@ def comparison_job(ctx):
         values = torch.tensor(ctx.params["cases"][i][1] if ctx.rank == 0 else [0] * n, dtype=torch.long)
         share = plain(crypten.mpc.MPCTensor(values, src=0, precision=0)._tensor.share)
         seen: list = []
-        with observe_comparisons(lambda c, d: seen.append((c.clone(), d.clone()))):
+        with observe_comparisons(lambda c, d, seen=seen: seen.append((c.clone(), d.clone()))):
             (bits,) = ltz_many([share], k=k)
         c, d = seen[0]
         d = d.long()

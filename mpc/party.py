@@ -137,7 +137,15 @@ def run(args: argparse.Namespace) -> int:
         ctx = PartyContext(args.role, args.rank, args.world_size, args.device, params, meter)
         module, _, name = args.job.partition(":")
         job = getattr(importlib.import_module(module), name)
-        result = job(ctx)
+        profile = os.environ.get("SMT_PROFILE")  # a directory: cProfile stats per party (benchmarks)
+        if profile:
+            import cProfile
+
+            with cProfile.Profile() as prof:
+                result = job(ctx)
+            prof.dump_stats(os.path.join(profile, f"{args.role}-{args.rank}.prof"))
+        else:
+            result = job(ctx)
         cost = meter.report()
         cost["seconds"] = round(time.perf_counter() - t0, 4)
         crypten.uninit()

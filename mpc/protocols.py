@@ -43,7 +43,7 @@ from mpc._crypten import ArithmeticSharedTensor, comm, crypten, ttp_provider
 from mpc.meter import tag
 
 _MASK64 = (1 << 64) - 1
-_STATE = {"exact": False}
+_STATE: dict = {"exact": False, "cmp": "dealer"}
 
 
 def plain(t):
@@ -342,6 +342,11 @@ def _ring_random(size, gen, device) -> torch.Tensor:
     return plain(generate_random_ring_element(size, generator=gen, device=device))
 
 
+def _field_random(size, gen, device) -> torch.Tensor:
+    """Uniform elements of Z_67 as int16 (party i's share of the dealer's bit shares)."""
+    return torch.randint(0, P_FIELD, size, generator=gen, device=device, dtype=torch.int16)
+
+
 def _pack_bytes(t: torch.Tensor) -> torch.Tensor:
     """A uint8 tensor as int64 words (the dealer channel carries int64), 8 bytes per word."""
     flat = t.reshape(-1)
@@ -358,10 +363,10 @@ def _unpack_bytes(words: torch.Tensor, shape) -> torch.Tensor:
 
 def _dealer_cmp_prep(self, n, k):  # dealer: r (free, from seeds) and Z_p shares of its low bits
     r = plain(self._get_additive_PRSS((n,)))
-    bits = torch.stack([(r >> i) & 1 for i in range(k - 1)], dim=-1)
+    bits = _bits_of(r, k - 1)
     others = torch.zeros_like(bits)
     for g in self._get_generators(device=self.device)[1:]:
-        others = others + _ring_random((n, k - 1), g, bits.device) % P_FIELD
+        others = others + _field_random((n, k - 1), g, bits.device)
     if not hasattr(self, "_smt_cmp"):
         self._smt_cmp = []
     self._smt_cmp.append((r >> (k - 1)) & 1)  # the top bit of r mod 2^k, for the answer
@@ -391,14 +396,46 @@ def _dealer_functions() -> dict:
     }
 
 
-def _suffix_sum(w: torch.Tensor) -> torch.Tensor:
-    """s_i = sum_{j > i} w_j along the last dimension (bit i = weight 2^i)."""
-    total = w.sum(-1, keepdim=True)
-    return total - w.cumsum(-1)
-
-
 def _bits_of(v: torch.Tensor, count: int) -> torch.Tensor:
-    return torch.stack([(v >> i) & 1 for i in range(count)], dim=-1)
+    """Bits 0..count-1 of each int64 as int16, along a new last dimension."""
+    shifts = torch.arange(count, device=v.device)
+    return ((v.unsqueeze(-1) >> shifts) & 1).to(torch.int16)
+
+
+@contextlib.contextmanager
+def comparison_protocol(name: str) -> Iterator[None]:
+    """``dealer`` (ours, default) or ``crypten`` (CrypTen's A2B sign test: the previous engine,
+    kept as the measured "before" of ``smt bench --before``)."""
+    if name not in ("dealer", "crypten"):
+        raise ValueError(f"comparison protocol must be 'dealer' or 'crypten', got {name!r}")
+    before = _STATE["cmp"]
+    _STATE["cmp"] = name
+    try:
+        yield
+    finally:
+        _STATE["cmp"] = before
+
+
+def ltz_many_crypten(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """CrypTen's comparison: arithmetic-to-binary conversion, a carry-lookahead adder over all
+    64 bits, and a 1-bit binary-to-arithmetic conversion (~8 rounds, ~350 bytes per element)."""
+    from crypten.mpc import MPCTensor
+
+    flat = torch.cat([plain(t).reshape(-1) for t in tensors])
+    if flat.is_cuda:  # CrypTen's binary circuits expect its CUDA wrapper
+        from crypten.cuda import CUDALongTensor
+
+        flat = CUDALongTensor(flat)
+    bits = plain(MPCTensor.from_shares(flat, precision=0)._ltz()._tensor.share)
+    return _split(bits, tensors)
+
+
+def _split(flat: torch.Tensor, like: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    out, offset = [], 0
+    for t in like:
+        out.append(flat[offset : offset + t.numel()].reshape(t.shape))
+        offset += t.numel()
+    return out
 
 
 def ltz_many(tensors: Sequence[torch.Tensor], k: int = 64) -> list[torch.Tensor]:
@@ -438,6 +475,8 @@ def ltz_many(tensors: Sequence[torch.Tensor], k: int = 64) -> list[torch.Tensor]
 
     if not 2 <= k <= 64:
         raise ValueError(f"comparison width k must be in [2, 64], got {k}")
+    if _STATE["cmp"] == "crypten":
+        return ltz_many_crypten(tensors)
     flat = torch.cat([plain(t).reshape(-1) for t in tensors])
     n, device = flat.numel(), flat.device
     rank = comm.get().get_rank()
@@ -445,37 +484,36 @@ def ltz_many(tensors: Sequence[torch.Tensor], k: int = 64) -> list[torch.Tensor]
     gen = client.get_generator(device=device)
     kl = k - 1
     mask = -1 if k == 64 else (1 << k) - 1
-    # 1. correlated randomness: r from seeds, Z_p shares of its low bits
+    # 1. correlated randomness: r from seeds, Z_p shares of its low bits (int16 from here on)
     r = _ring_random((n,), gen, device)
     if rank == 0:
-        a = _unpack_bytes(plain(client.ttp_request("smt_cmp_prep", device, n, k)), (n, kl)).to(device).long()
+        prep = plain(client.ttp_request("smt_cmp_prep", device, n, k))
+        a = _unpack_bytes(prep, (n, kl)).to(device).to(torch.int16)
     else:
-        a = _ring_random((n, kl), gen, device) % P_FIELD
+        a = _field_random((n, kl), gen, device)
     # 2. open c = x + r mod 2^k
     with tag("comparison"):
         (c,) = comm.get().all_reduce([(flat + r) & mask], batched=True)
     c = c & mask
     c_top = (c >> kl) & 1
-    c_low = c & ((1 << kl) - 1) if kl < 63 else c & ((1 << 63) - 1)
-    # 3. blinded comparison vectors
+    low_mask = (1 << kl) - 1 if kl < 63 else (1 << 63) - 1
+    c_low = c & low_mask
+    # 3. blinded comparison vectors: e = suffix + j + sigma (j q - a), sigma = 1 - 2 beta
     g = crypten.generators["global"][device]
     beta = torch.randint(0, 2, (n,), generator=g, device=device)
-    s = torch.randint(1, P_FIELD, (n, kl), generator=g, device=device)
+    s = torch.randint(1, P_FIELD, (n, kl), generator=g, device=device, dtype=torch.int16)
     rho = torch.randint(0, kl, (n,), generator=g, device=device)
-    all_ones = c_low == (1 << kl) - 1
-    q = _bits_of(torch.where(beta.bool(), c_low + 1, c_low), kl)  # public side, per branch
     j = 1 if rank == 0 else 0
-    w = a + j * q - 2 * q * a
-    suffix = _suffix_sum(w)
-    e0 = j * (q + 1) - a + suffix  # zero iff r_low > c_low
-    e1 = a + j * (1 - q) + suffix  # zero iff r_low < c_low + 1
-    e = torch.where(beta.bool().unsqueeze(-1), e1, e0)
-    if j:  # beta = 1 and c_low all ones: r_low <= c_low always; one zero, as the protocol expects
-        fixed = torch.ones_like(e)
-        fixed[:, 0] = 0
-        e = torch.where((beta.bool() & all_ones).unsqueeze(-1), fixed, e)
-    else:
-        e = torch.where((beta.bool() & all_ones).unsqueeze(-1), torch.zeros_like(e), e)
+    q = _bits_of(c_low + beta, kl)  # the public side: c_low (beta = 0) or c_low + 1 (beta = 1)
+    w = a - 2 * q * a + j * q  # share of r_i XOR q_i
+    suffix = w.sum(-1, keepdim=True) - w.cumsum(-1, dtype=torch.int16)
+    sigma = (1 - 2 * beta).to(torch.int16).unsqueeze(-1)
+    e = suffix + sigma * (j * q - a) + j
+    special = torch.nonzero(beta.bool() & (c_low == low_mask)).flatten()
+    if special.numel():  # beta = 1, c_low all ones: r_low <= c_low always; exactly one zero
+        e[special] = 0
+        if j:
+            e[special, 1:] = 1
     d = (s * (e % P_FIELD)) % P_FIELD
     idx = (torch.arange(kl, device=device).unsqueeze(0) + rho.unsqueeze(-1)) % kl
     d = torch.gather(d, 1, idx).to(torch.uint8).cpu()
@@ -501,11 +539,7 @@ def ltz_many(tensors: Sequence[torch.Tensor], k: int = 64) -> list[torch.Tensor]
     bits = (1 - 2 * v) * plain(z)
     if rank == 0:
         bits = bits + v
-    out, offset = [], 0
-    for t in tensors:
-        out.append(bits[offset : offset + t.numel()].reshape(t.shape))
-        offset += t.numel()
-    return out
+    return _split(bits, tensors)
 
 
 def reveal(shares: torch.Tensor, bits: int, dst: int | None = 0) -> torch.Tensor | None:

@@ -30,9 +30,10 @@ from mpc.config import BertConfig, load_weights, resolve_model_dir
 from mpc.errors import InputError, ProtocolError
 from mpc.meter import scope
 from mpc.numerics import F, Fx
-from mpc.protocols import exact_truncation, plain, reveal
+from mpc.protocols import comparison_protocol, exact_truncation, plain, reveal
 
-BACKENDS = {"secure": SecureOps, "vanilla": StockOps}
+# "secure-crypten-cmp": our engine with CrypTen's comparison (the previous engine), for benchmarks
+BACKENDS = {"secure": SecureOps, "secure-crypten-cmp": SecureOps, "vanilla": StockOps}
 
 
 # ------------------------------------------------------------------------------------------
@@ -163,7 +164,8 @@ def inference_job(ctx) -> dict | None:
 
     # 5. the encoder on shares; reveal to the data owner only
     ops = BACKENDS[backend]()
-    with exact_truncation(backend == "secure"):
+    cmp = "crypten" if backend == "secure-crypten-cmp" else "dealer"
+    with exact_truncation(backend != "vanilla"), comparison_protocol(cmp):
         hidden = bert.encoder(ops, cfg, W, flat_ids, attn_mask, B, T)
         out = bert.classifier_logits(ops, cfg, W, hidden) if cfg.is_classifier else \
             bert.sentence_embedding(ops, hidden, pool_mask, T)  # fmt: skip
