@@ -143,7 +143,8 @@ def secure_inference(params: InferenceParams) -> dict:
              gated["records_allowed"], gated["records_excluded"], gated["excluded_by_reason"])
     key = batch.engine_key(model=params.model, parties=params.parties,
                            max_length=params.max_length)
-    shards = t.plan_shards(gated["allowed_url"], paths, params.shard_size, key, so)
+    shards = t.plan_shards(gated["allowed_url"], paths, params.shard_size, key, so,
+                           model=params.model, max_length=params.max_length)
     mark = lap("plan", mark)
 
     outcomes: list[dict] = []

@@ -63,6 +63,7 @@ def run_inference(
     env_by_role: dict[str, dict[str, str]] | None = None,
     param_overrides: dict[str, dict] | None = None,
     token_ids: list[list[int]] | None = None,
+    launch_options: dict | None = None,
 ) -> InferenceResult:
     """Embed or classify ``texts`` with ``model`` under MPC; outputs revealed to the caller only.
 
@@ -86,7 +87,8 @@ def run_inference(
         params[role] = {**params.get(role, {}), **extra}
     try:
         session = launch("mpc.session:inference_job", params, parties=parties, timeout=timeout,
-                         workdir=work, device=device, threads=threads, env_by_role=env_by_role)  # fmt: skip
+                         workdir=work, device=device, threads=threads, env_by_role=env_by_role,
+                         **(launch_options or {}))  # fmt: skip
         saved = torch.load(out_path, weights_only=True)
         hidden = saved.get("hidden")
         return InferenceResult(

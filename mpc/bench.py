@@ -88,7 +88,8 @@ def _summary(res, ref_hidden: np.ndarray, layers: int) -> dict:
 
 
 def run(model: str, seq_len: int, batch: int, *, parties: int = 2, device: str = "cpu", threads: int = 1,
-        skip_vanilla: bool = False, before: bool = False, timeout: float = 3600.0) -> dict:  # fmt: skip
+        skip_vanilla: bool = False, before: bool = False, timeout: float = 3600.0,
+        launch_options: dict | None = None) -> dict:  # fmt: skip
     model_dir = resolve_model_dir(model)
     cfg = BertConfig.from_pretrained(model_dir)
     ids = _token_ids(cfg, batch, seq_len)
@@ -97,7 +98,8 @@ def run(model: str, seq_len: int, batch: int, *, parties: int = 2, device: str =
     out = {"model": model, "seq_len": seq_len, "batch": batch, "layers": cfg.num_hidden_layers,
            "parties": parties, "device": device}  # fmt: skip
     common: dict[str, Any] = dict(model=model_dir, parties=parties, max_length=max(seq_len, 8), token_ids=ids,
-                  return_hidden=True, device=device, threads=threads, timeout=timeout)  # fmt: skip
+                  return_hidden=True, device=device, threads=threads, timeout=timeout,
+                  launch_options=launch_options)  # fmt: skip
     out["secure"] = _summary(run_inference([], backend="secure", **common), ref_hidden, cfg.num_hidden_layers)
     if before:
         out["before"] = _summary(run_inference([], backend="secure-crypten-cmp", **common), ref_hidden, cfg.num_hidden_layers)

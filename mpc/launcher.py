@@ -105,13 +105,20 @@ def launch(
     threads: int = 1,
     env: dict[str, str] | None = None,
     env_by_role: dict[str, dict[str, str]] | None = None,
+    prefix_by_role: dict[str, list[str]] | None = None,
+    rendezvous_host: str = "127.0.0.1",
 ) -> SessionOutput:
-    """Run ``job`` across the parties; each role gets only its own ``params_by_role`` entry."""
+    """Run ``job`` across the parties; each role gets only its own ``params_by_role`` entry.
+
+    ``prefix_by_role`` wraps a role's command (e.g. ``ip netns exec NS`` to put each party in
+    its own network namespace, bench/network.py); ``rendezvous_host`` is then the data owner's
+    address as the others reach it.
+    """
     roles = roles_for(parties)
     own = workdir is None  # ours to delete: the params files hold each party's secret inputs
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="smt-session-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    rendezvous = f"tcp://127.0.0.1:{free_port()}"
+    rendezvous = f"tcp://{rendezvous_host}:{free_port()}"
     runs: list[PartyRun] = []
     t0 = time.monotonic()
     try:
@@ -127,6 +134,7 @@ def launch(
                 "--params", str(params_path), "--report", str(report), "--device", device,
                 "--threads", str(threads),
             ]  # fmt: skip
+            cmd = [*(prefix_by_role or {}).get(role, []), *cmd]
             penv = {**os.environ, "OMP_NUM_THREADS": str(threads), **(env or {})}
             penv.update((env_by_role or {}).get(role, {}))
             with open(log_path, "wb") as log_fh:

@@ -129,7 +129,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.role == "dealer":
             install_dealer_functions()
-            ttp_provider.TTPServer()
+            profile = os.environ.get("SMT_PROFILE")
+            if profile:
+                import cProfile
+
+                with cProfile.Profile() as prof:
+                    ttp_provider.TTPServer()
+                prof.dump_stats(os.path.join(profile, f"{args.role}-{args.rank}.prof"))
+            else:
+                ttp_provider.TTPServer()
             _write(args.report, {"role": args.role, "rank": args.rank, "seconds": time.perf_counter() - t0})
             return 0
         crypten.init()

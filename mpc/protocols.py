@@ -133,30 +133,46 @@ def install_dealer_functions() -> None:
 # party side
 
 
-def _trunc_randomness(size, d, device):
-    client = ttp_provider.TTPClient.get()
-    gen = client.get_generator(device=device)
-    from crypten.common.rng import generate_random_ring_element
+def dealer_batch(device, requests: Sequence[tuple[str, tuple, tuple]]) -> list[torch.Tensor]:
+    """Party 0: several dealer requests ``(name, args, result shape)`` in one round trip.
 
-    r = plain(generate_random_ring_element(size, generator=gen, device=device))
-    if comm.get().get_rank() == 0:
-        both = plain(client.ttp_request("smt_trunc", device, size, d))
-        msb, rq = both[0], both[1]
-    else:
-        msb = plain(generate_random_ring_element(size, generator=gen, device=device))
-        rq = plain(generate_random_ring_element(size, generator=gen, device=device))
-    return r, msb, rq
+    The dealer serves them in order, exactly as if sent one by one, so the other parties'
+    seed-derived shares stay in step."""
+    if not requests:
+        return []
+    client = ttp_provider.TTPClient.get()
+    flat = plain(client.ttp_request("smt_batch", device, [(name, args) for name, args, _ in requests]))
+    out, offset = [], 0
+    for *_, shape in requests:
+        n = math.prod(shape)
+        out.append(flat[offset : offset + n].reshape(shape))
+        offset += n
+    return out
 
 
 def truncate_shares_many(items: Sequence[tuple[torch.Tensor, int]]) -> list[torch.Tensor]:
     """Exact truncation of several share tensors, each by its public divisor, in one round."""
     rank = comm.get().get_rank()
-    prepared = []
-    for shares, d in items:
+    for _, d in items:
         if d < 1:
             raise ValueError(f"truncation divisor must be a positive integer, got {d}")
+    if not items:
+        return []
+    device = items[0][0].device
+    gen = ttp_provider.TTPClient.get().get_generator(device=device)
+    draws = []
+    for shares, _d in items:  # per request: r, then (parties > 0) shares of r_msb and r / d
+        r = _ring_random(shares.size(), gen, device)
+        if rank == 0:
+            draws.append((r, None, None))
+        else:
+            draws.append((r, _ring_random(shares.size(), gen, device), _ring_random(shares.size(), gen, device)))
+    if rank == 0:
+        dealt = dealer_batch(device, [("smt_trunc", (sh.size(), d), (2, *sh.size())) for sh, d in items])
+        draws = [(r, both[0], both[1]) for (r, _, _), both in zip(draws, dealt, strict=True)]
+    prepared = []
+    for (shares, d), (r, msb, rq) in zip(items, draws, strict=True):
         k = d * ((1 << 62) // d)
-        r, msb, rq = _trunc_randomness(shares.size(), d, shares.device)
         masked = shares + r
         if rank == 0:
             masked = masked + _signed(k)
@@ -224,33 +240,51 @@ def mul_many(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.T
 
     Raw products: the scale of a result is the product of its operands' scales; the caller
     truncates.  Squares (the same tensor twice) use the dealer's square pairs and open one
-    tensor instead of two.
+    tensor instead of two.  All Beaver triples come from the dealer in one request.
     """
-    provider = crypten.mpc.get_default_provider()
-    plans: list[tuple] = []
-    opened: list[torch.Tensor] = []
-    for x, y in pairs:
-        if x is y:
-            r, r2 = provider.square(x.size(), device=x.device)
-            plans.append(("sq", len(opened), plain(r.share), plain(r2.share)))
-            opened.append(x - plain(r.share))
-        else:
-            a, b, c = provider.generate_additive_triple(x.size(), y.size(), "mul", device=x.device)
-            plans.append(("mul", len(opened), plain(a.share), plain(b.share), plain(c.share)))
-            opened += [x - plain(a.share), y - plain(b.share)]
-    values = comm.get().all_reduce(opened, batched=True)
+    if not pairs:
+        return []
+    device = pairs[0][0].device
+    gen = ttp_provider.TTPClient.get().get_generator(device=device)
     rank0 = comm.get().get_rank() == 0
-    out = []
+    plans: list[list] = []
+    requests: list[tuple[str, tuple, tuple]] = []
+    for x, y in pairs:  # draws in the dealer's order: (r, r^2) or (a, b, c) per request
+        if x is y:
+            r = _ring_random(x.size(), gen, device)
+            if rank0:
+                requests.append(("square", (x.size(),), tuple(x.size())))
+            plans.append(["sq", r, None if rank0 else _ring_random(x.size(), gen, device)])
+        else:
+            a = _ring_random(x.size(), gen, device)
+            b = _ring_random(y.size(), gen, device)
+            c_size = tuple(torch.broadcast_shapes(x.size(), y.size()))
+            if rank0:
+                requests.append(("additive", (x.size(), y.size(), "mul"), c_size))
+            plans.append(["mul", a, b, None if rank0 else _ring_random(c_size, gen, device)])
+    if rank0:
+        for plan, dealt in zip(plans, dealer_batch(device, requests), strict=True):
+            plan[-1] = dealt
+    opened: list[torch.Tensor] = []
+    for (x, y), plan in zip(pairs, plans, strict=True):
+        if plan[0] == "sq":
+            opened.append(x - plan[1])
+        else:
+            opened += [x - plan[1], y - plan[2]]
+    values = comm.get().all_reduce(opened, batched=True)
+    out, i = [], 0
     for plan in plans:
         if plan[0] == "sq":
-            _, i, r, r2 = plan
+            _, r, r2 = plan
             eps = values[i]
+            i += 1
             z = r2 + 2 * r * eps
             if rank0:
                 z = z + eps * eps
         else:
-            _, i, a, b, c = plan
+            _, a, b, c = plan
             eps, delta = values[i], values[i + 1]
+            i += 2
             z = c + eps * b + a * delta
             if rank0:
                 z = z + eps * delta
@@ -385,8 +419,13 @@ def _dealer_cmp_answer(self, n, k):  # dealer: learns only beta' = beta XOR [r_l
     return z - plain(self._get_additive_PRSS((n,), remove_rank=True))
 
 
+def _dealer_batch(self, requests):  # dealer: several requests of party 0 in one message
+    return torch.cat([plain(getattr(self, name)(*args)).reshape(-1) for name, args in requests])
+
+
 def _dealer_functions() -> dict:
     return {
+        "smt_batch": _dealer_batch,
         "smt_trunc": _dealer_trunc,
         "smt_wmask": _dealer_wmask,
         "smt_wtriple": _dealer_wtriple,

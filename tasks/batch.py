@@ -158,12 +158,27 @@ def engine_key(*, model: str, parties: int, max_length: int) -> str:
 
 
 def plan_shards(allowed_url: str, paths: RunPaths, *, shard_size: int, key: str,
-                storage_options: dict | None = None) -> list[dict]:
-    """Split the allowed records (input order) into shards: slices of the allowed file."""
+                storage_options: dict | None = None, model: str | None = None,
+                max_length: int = 128) -> list[dict]:
+    """Split the allowed records into shards of at most ``shard_size`` rows.
+
+    With ``model``, records are ordered by token length first (stable; ties keep input
+    order), so each shard's session pads its texts to a similar length: padding is paid in
+    every layer, and the attention's comparisons grow with the square of the padded length.
+    A shard lists its rows (positions in the allowed file) and is named by a digest of the
+    engine key and its records, so a re-run finds the same shards (resume).
+    """
     allowed = storage.read_parquet(allowed_url, storage_options=storage_options).to_pandas()
+    order = list(range(len(allowed)))
+    if model is not None and len(allowed):
+        from mpc.api import token_lengths  # the public tokenizer files only
+
+        lengths = token_lengths(allowed["text"].tolist(), model=model, max_length=max_length)
+        order.sort(key=lambda i: lengths[i])
     shards = []
-    for index, start in enumerate(range(0, len(allowed), shard_size)):
-        part = allowed.iloc[start:start + shard_size]
+    for index, start in enumerate(range(0, len(order), shard_size)):
+        rows = order[start:start + shard_size]
+        part = allowed.iloc[rows]
         digest = hashlib.sha256(key.encode())
         for rid, text in zip(part["record_id"], part["text"], strict=True):
             digest.update(hashlib.sha256(f"{rid}\x00{text}".encode()).digest())
@@ -173,8 +188,7 @@ def plan_shards(allowed_url: str, paths: RunPaths, *, shard_size: int, key: str,
             "name": name,
             "records": len(part),
             "allowed_url": allowed_url,
-            "start": start,
-            "stop": start + len(part),
+            "rows": rows,
             "result_url": paths.work_file("shards", f"{name}.parquet"),
             "cost_url": paths.work_file("shards", f"{name}.cost.json"),
         }
@@ -197,7 +211,7 @@ def run_shard(shard: dict, *, model: str, parties: int, max_length: int, timeout
         return {"index": shard["index"], "status": "skipped",
                 "cost": storage.read_json(shard["cost_url"], storage_options=so)}
     allowed = storage.read_parquet(shard["allowed_url"], storage_options=so)
-    part = allowed.slice(shard["start"], shard["stop"] - shard["start"]).to_pandas()
+    part = allowed.take(pa.array(shard["rows"], pa.int64())).to_pandas()
     texts = part["text"].tolist()
     from mpc import run_inference  # the engine: heavy import, only where it is needed
 

@@ -49,9 +49,9 @@ def apply_gate(valid_url: str, paths: batch.RunPaths, gate: ConsentGate, policy:
 
 @task(name="plan-shards", retry_condition_fn=_retry_on_io, **_IO_RETRY, **_PRIVATE)
 def plan_shards(allowed_url: str, paths: batch.RunPaths, shard_size: int, key: str,
-                storage_options: dict) -> list[dict]:
+                storage_options: dict, model: str | None = None, max_length: int = 128) -> list[dict]:
     return batch.plan_shards(allowed_url, paths, shard_size=shard_size, key=key,
-                             storage_options=storage_options)
+                             storage_options=storage_options, model=model, max_length=max_length)
 
 
 @task(name="run-shard", task_run_name="run-shard-{shard[index]}", **_PRIVATE)

@@ -166,8 +166,18 @@ def test_parquet_good_wrong_schema_and_garbage(tmp_path):
         read_batch(str(tmp_path / "garbage.parquet"))
 
 
-def test_sample_batch_is_valid_but_one():
-    _, valid, quarantine = _run("data/sample_batch.csv")
+def test_shipped_sample_batch_quarantines_exactly_its_planted_bad_rows():
+    """data/sample_batch.csv (the main job's input, data/make_sample.py): 300 records, 5 bad."""
+    raw, valid, quarantine = _run("data/sample_batch.csv")
+    assert raw.records_in == 300 and len(valid) == 295
+    assert set(valid["region"]) == {"americas", "europe", "apac"}
+    assert set(valid["locale"]) == {"en", "es", "fr", "de", "pt", "it", "ja", "zh"}
+    assert sorted(r for rs in quarantine["reasons"] for r in rs) == sorted(
+        ["text_empty", "region_unknown", "record_id_duplicate", "record_id_duplicate", "subject_id_missing"])
+
+
+def test_small_sample_is_valid_but_one():
+    _, valid, quarantine = _run("data/sample_small.csv")
     assert len(valid) == 8 and set(valid["region"]) == {"americas", "europe", "apac"}
     assert len(set(valid["locale"])) >= 5
     assert [list(r) for r in quarantine["reasons"]] == [["text_empty"]]
