@@ -142,10 +142,24 @@ def _exp_from_v(v: Fx, out_bits: int, squarings: int = EXP_SQUARINGS) -> Fx:
     """p(v)^(2^k) for v = u/2^k at HI fractional bits (see exp_neg)."""
     (half_v2,) = mul([(v, v, HI, 1)])  # v^2 / 2
     p = (v + half_v2).add_public(1.0)
-    for i in range(squarings):
-        bits = out_bits if i == squarings - 1 else HI
-        (p,) = mul([(p, p, bits)])
-    return p
+    return square_chain(p, squarings, out_bits)
+
+
+def square_chain(p: Fx, times: int, out_bits: int) -> Fx:
+    """p^(2^times) at ``out_bits``: one Beaver square, then each truncation also yields the
+    next square (mpc.protocols.truncate_shares_many, squares=): times + 1 rounds, not 2 times."""
+    if times == 0:
+        return p
+    (raw,) = mul_many([(p.share, p.share)])
+    bits = p.bits
+    for i in range(times):
+        last = i == times - 1
+        target = out_bits if last else bits
+        (item,) = truncate_shares_many([(raw, 1 << (2 * bits - target))], squares=[not last])
+        if last:
+            return Fx(item, target)
+        y, raw = item
+    raise ValueError("square_chain needs times >= 1")
 
 
 # ------------------------------------------------------------------------------------------

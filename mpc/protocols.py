@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -96,13 +97,15 @@ def floor_div_unsigned(t: torch.Tensor, d: int) -> torch.Tensor:
 # dealer side
 
 
-def _dealer_trunc(self, size, d):  # runs inside CrypTen's TTPServer (the dealer process)
+def _dealer_trunc(self, size, d, square=False):  # runs inside CrypTen's TTPServer (the dealer)
     r = plain(self._get_additive_PRSS(size))
     msb = (r < 0).long()
     rq = floor_div_unsigned(r, d)
-    msb_others = plain(self._get_additive_PRSS(size, remove_rank=True))
-    rq_others = plain(self._get_additive_PRSS(size, remove_rank=True))
-    return torch.stack([msb - msb_others, rq - rq_others])
+    rows = [msb, rq]
+    if square:  # the two candidates s of the result's secret part (by the public c_msb), squared
+        s0 = msb * _signed((1 << 64) // d) - rq
+        rows += [s0 * s0, rq * rq]
+    return torch.stack([v - plain(self._get_additive_PRSS(size, remove_rank=True)) for v in rows])
 
 
 def _dealer_wmask(self, size, key):
@@ -150,42 +153,61 @@ def dealer_batch(device, requests: Sequence[tuple[str, tuple, tuple]]) -> list[t
     return out
 
 
-def truncate_shares_many(items: Sequence[tuple[torch.Tensor, int]]) -> list[torch.Tensor]:
-    """Exact truncation of several share tensors, each by its public divisor, in one round."""
+def truncate_shares_many(items: Sequence[tuple[torch.Tensor, int]], *,
+                         squares: Sequence[bool] | None = None) -> list:  # fmt: skip
+    """Exact truncation of several share tensors, each by its public divisor, in one round.
+
+    With ``squares[i]`` the i-th result comes as ``(y, y^2 raw)``: the square of the truncated
+    value for free, without a Beaver opening.  After the opening, y = P + s with P public
+    (from c) and s = r_msb (1 - c_msb) floor(2^64/d) - floor(r/d) secret, one of two values
+    the dealer knows (s0 for c_msb = 0, s1 = -floor(r/d) for c_msb = 1).  The dealer deals
+    shares of s0^2 and s1^2 as well; the parties pick by the public c_msb and compute
+    y^2 = P^2 + 2 P s + s^2 locally.  What is opened is unchanged (c, uniform); the extra
+    shares are uniform to each party.  Saves one round and one opening per squaring chain step.
+    """
     rank = comm.get().get_rank()
     for _, d in items:
         if d < 1:
             raise ValueError(f"truncation divisor must be a positive integer, got {d}")
     if not items:
         return []
+    sq = list(squares) if squares is not None else [False] * len(items)
     device = items[0][0].device
     gen = ttp_provider.TTPClient.get().get_generator(device=device)
-    draws = []
-    for shares, _d in items:  # per request: r, then (parties > 0) shares of r_msb and r / d
+    draws: list[list[Any]] = []
+    for (shares, _d), want_sq in zip(items, sq, strict=True):  # the dealer's order: r, then rows
         r = _ring_random(shares.size(), gen, device)
-        if rank == 0:
-            draws.append((r, None, None))
-        else:
-            draws.append((r, _ring_random(shares.size(), gen, device), _ring_random(shares.size(), gen, device)))
+        rows = 4 if want_sq else 2
+        draws.append([r] + ([None] * rows if rank == 0 else
+                            [_ring_random(shares.size(), gen, device) for _ in range(rows)]))  # fmt: skip
     if rank == 0:
-        dealt = dealer_batch(device, [("smt_trunc", (sh.size(), d), (2, *sh.size())) for sh, d in items])
-        draws = [(r, both[0], both[1]) for (r, _, _), both in zip(draws, dealt, strict=True)]
+        dealt = dealer_batch(device, [("smt_trunc", (sh.size(), d, want), (4 if want else 2, *sh.size()))
+                                      for (sh, d), want in zip(items, sq, strict=True)])  # fmt: skip
+        draws = [[dr[0], *rows] for dr, rows in zip(draws, dealt, strict=True)]
     prepared = []
-    for (shares, d), (r, msb, rq) in zip(items, draws, strict=True):
+    for (shares, d), dr in zip(items, draws, strict=True):
         k = d * ((1 << 62) // d)
-        masked = shares + r
+        masked = shares + dr[0]
         if rank == 0:
             masked = masked + _signed(k)
-        prepared.append((d, k, msb, rq, masked))
+        prepared.append((d, k, dr, masked))
     with tag("truncation"):
-        opened = comm.get().all_reduce([m for *_, m in prepared], batched=True)
-    out = []
-    for (d, k, msb, rq, _), c in zip(prepared, opened, strict=True):
+        opened = comm.get().all_reduce([p[-1] for p in prepared], batched=True)
+    out: list = []
+    for (d, k, dr, _), c, want in zip(prepared, opened, sq, strict=True):
+        msb, rq = dr[1], dr[2]
         c_msb = (c < 0).long()
-        res = msb * (1 - c_msb) * _signed((1 << 64) // d) - rq
+        secret = msb * (1 - c_msb) * _signed((1 << 64) // d) - rq
+        public = floor_div_unsigned(c, d) - _signed(k // d)
+        res = secret + public if rank == 0 else secret
+        if not want:
+            out.append(res)
+            continue
+        s_sq = torch.where(c_msb.bool(), dr[4], dr[3])
+        y_sq = s_sq + 2 * public * secret
         if rank == 0:
-            res = res + floor_div_unsigned(c, d) - _signed(k // d)
-        out.append(res)
+            y_sq = y_sq + public * public
+        out.append((res, y_sq))
     return out
 
 
@@ -477,6 +499,21 @@ def _split(flat: torch.Tensor, like: Sequence[torch.Tensor]) -> list[torch.Tenso
     return out
 
 
+def _open_mod(masked: torch.Tensor, k: int) -> torch.Tensor:
+    """Sum of every party's ``masked`` mod 2^k, in one exchange of k-bit values."""
+    mask = -1 if k == 64 else (1 << k) - 1
+    if k > 32:
+        (c,) = comm.get().all_reduce([masked & mask], batched=True)
+        return c & mask
+    n = masked.numel()
+    low = (masked & mask).to(torch.int32)  # the low 32 bits, as a bit pattern
+    if n % 2:
+        low = torch.cat([low, low.new_zeros(1)])
+    parts = comm.get().all_gather(low.view(torch.int64))  # int32 pairs travel as int64 words
+    total = sum(p.view(torch.int32)[:n].long() & 0xFFFFFFFF for p in parts)
+    return total & mask
+
+
 def ltz_many(tensors: Sequence[torch.Tensor], k: int = 64) -> list[torch.Tensor]:
     """Shares of the integer bits [x < 0] for several share tensors, in one comparison pass.
 
@@ -522,7 +559,6 @@ def ltz_many(tensors: Sequence[torch.Tensor], k: int = 64) -> list[torch.Tensor]
     client = ttp_provider.TTPClient.get()
     gen = client.get_generator(device=device)
     kl = k - 1
-    mask = -1 if k == 64 else (1 << k) - 1
     # 1. correlated randomness: r from seeds, Z_p shares of its low bits (int16 from here on)
     r = _ring_random((n,), gen, device)
     if rank == 0:
@@ -530,10 +566,9 @@ def ltz_many(tensors: Sequence[torch.Tensor], k: int = 64) -> list[torch.Tensor]
         a = _unpack_bytes(prep, (n, kl)).to(device).to(torch.int16)
     else:
         a = _field_random((n, kl), gen, device)
-    # 2. open c = x + r mod 2^k
+    # 2. open c = x + r mod 2^k (k <= 32: four bytes per element instead of eight)
     with tag("comparison"):
-        (c,) = comm.get().all_reduce([(flat + r) & mask], batched=True)
-    c = c & mask
+        c = _open_mod(flat + r, k)
     c_top = (c >> kl) & 1
     low_mask = (1 << kl) - 1 if kl < 63 else (1 << 63) - 1
     c_low = c & low_mask
