@@ -59,7 +59,7 @@ def numerics_job(ctx):
 def comparison_job(ctx):
     """Sign tests of ring integers at several widths k, with what each party sends observed.
 
-    Params of the data owner: ``cases``: list of (k, values as ints).  Returns per case the
+    Params of the data owner: ``cases``: list of (k, values as ints[, fuzz]).  Returns per case the
     revealed bits and, for the masking tests, the opened c values and the dealer's view
     (the sum mod 67 of every party's blinded vectors; the other parties send theirs to the
     data owner here, in this test job only).
@@ -67,15 +67,15 @@ def comparison_job(ctx):
     from mpc.protocols import P_FIELD, ltz_many, observe_comparisons
 
     cases = comm.get().broadcast_obj(
-        [(k, len(v)) for k, v in ctx.params["cases"]] if ctx.rank == 0 else None, 0
+        [(c[0], len(c[1]), c[2] if len(c) > 2 else 0) for c in ctx.params["cases"]] if ctx.rank == 0 else None, 0
     )
     out = []
-    for i, (k, n) in enumerate(cases):
+    for i, (k, n, fuzz) in enumerate(cases):
         values = torch.tensor(ctx.params["cases"][i][1] if ctx.rank == 0 else [0] * n, dtype=torch.long)
         share = plain(crypten.mpc.MPCTensor(values, src=0, precision=0)._tensor.share)
         seen: list = []
         with observe_comparisons(lambda c, d, seen=seen: seen.append((c.clone(), d.clone()))):
-            (bits,) = ltz_many([share], k=k)
+            (bits,) = ltz_many([share], k=k, fuzz=fuzz)
         c, d = seen[0]
         d = d.long()
         if ctx.rank == 0:

@@ -417,23 +417,23 @@ def _unpack_bytes(words: torch.Tensor, shape) -> torch.Tensor:
     return words.reshape(-1).view(torch.uint8)[:n].reshape(shape)
 
 
-def _dealer_cmp_prep(self, n, k):  # dealer: r (free, from seeds) and Z_p shares of its low bits
+def _dealer_cmp_prep(self, n, k, f=0):  # dealer: r (free, from seeds), Z_p shares of bits f..k-2
     r = plain(self._get_additive_PRSS((n,)))
-    bits = _bits_of(r, k - 1)
+    bits = _bits_of(r >> f, k - 1 - f)
     others = torch.zeros_like(bits)
     for g in self._get_generators(device=self.device)[1:]:
-        others = others + _field_random((n, k - 1), g, bits.device)
+        others = others + _field_random((n, k - 1 - f), g, bits.device)
     if not hasattr(self, "_smt_cmp"):
         self._smt_cmp = []
     self._smt_cmp.append((r >> (k - 1)) & 1)  # the top bit of r mod 2^k, for the answer
     return _pack_bytes(((bits - others) % P_FIELD).to(torch.uint8))
 
 
-def _dealer_cmp_answer(self, n, k):  # dealer: learns only beta' = beta XOR [r_low > c_low]
+def _dealer_cmp_answer(self, n, m):  # dealer: learns only beta' = beta XOR [r_hi > c_hi]
     ttp_group = comm.get().ttp_group
-    total = torch.zeros((n, k - 1), dtype=torch.int32)
+    total = torch.zeros((n, m), dtype=torch.int32)
     for src in range(comm.get().get_world_size()):
-        buf = torch.empty((n, k - 1), dtype=torch.uint8)
+        buf = torch.empty((n, m), dtype=torch.uint8)
         torch.distributed.recv(buf, src=src, group=ttp_group)
         total += buf.to(torch.int32)
     beta_prime = ((total % P_FIELD) == 0).any(-1).long().to(self.device or "cpu")
@@ -459,8 +459,12 @@ def _dealer_functions() -> dict:
 
 def _bits_of(v: torch.Tensor, count: int) -> torch.Tensor:
     """Bits 0..count-1 of each int64 as int16, along a new last dimension."""
-    shifts = torch.arange(count, device=v.device)
-    return ((v.unsqueeze(-1) >> shifts) & 1).to(torch.int16)
+    if v.is_cuda:
+        shifts = torch.arange(count, device=v.device)
+        return ((v.unsqueeze(-1) >> shifts) & 1).to(torch.int16)
+    raw = v.contiguous().numpy().view(np.uint8).reshape(-1, 8)  # little-endian bytes
+    bits = np.unpackbits(raw, axis=1, bitorder="little")[:, :count]
+    return torch.from_numpy(bits.astype(np.int16)).reshape(*v.shape, count)
 
 
 @contextlib.contextmanager
@@ -514,11 +518,15 @@ def _open_mod(masked: torch.Tensor, k: int) -> torch.Tensor:
     return total & mask
 
 
-def ltz_many(tensors: Sequence[torch.Tensor], k: int = 64) -> list[torch.Tensor]:
+def ltz_many(tensors: Sequence[torch.Tensor], k: int = 64, fuzz: int = 0) -> list[torch.Tensor]:
     """Shares of the integer bits [x < 0] for several share tensors, in one comparison pass.
 
-    Valid for |x| < 2^(k-1) ring units (callers pass k from the value's fractional bits and a
-    bound on its magnitude); outside that the answer is the sign of x mod 2^k.
+    Valid for |x| < 2^(k-1) - 2^fuzz ring units (callers pass k from the value's fractional
+    bits and a bound on its magnitude); outside that the answer is the sign of x mod 2^k.
+    With ``fuzz`` = f > 0 the low f bits are left out of the comparison (k-1-f entries per
+    element instead of k-1): the answer is then exact for |x| >= 2^f and either bit below, for
+    callers where a near-tie does not matter (a maximum, a threshold, GELU's branch: both of
+    relu(x) - h(|x|) give x Phi(x) near 0).
 
     Protocol (dealer-assisted; SecureNN's PrivateCompare with the dealer as the helper that
     sees only a masked bit):
@@ -549,8 +557,8 @@ def ltz_many(tensors: Sequence[torch.Tensor], k: int = 64) -> list[torch.Tensor]
     """
     from mpc.meter import current
 
-    if not 2 <= k <= 64:
-        raise ValueError(f"comparison width k must be in [2, 64], got {k}")
+    if not 2 <= k <= 64 or not 0 <= fuzz < k - 1:
+        raise ValueError(f"comparison width k must be in [2, 64] and fuzz in [0, k - 2], got {k}, {fuzz}")
     if _STATE["cmp"] == "crypten":
         return ltz_many_crypten(tensors)
     flat = torch.cat([plain(t).reshape(-1) for t in tensors])
@@ -559,44 +567,46 @@ def ltz_many(tensors: Sequence[torch.Tensor], k: int = 64) -> list[torch.Tensor]
     client = ttp_provider.TTPClient.get()
     gen = client.get_generator(device=device)
     kl = k - 1
-    # 1. correlated randomness: r from seeds, Z_p shares of its low bits (int16 from here on)
+    m = kl - fuzz  # compared bits: fuzz .. k-2
+    # 1. correlated randomness: r from seeds, Z_p shares of bits fuzz..k-2 (int16 from here on)
     r = _ring_random((n,), gen, device)
     if rank == 0:
-        prep = plain(client.ttp_request("smt_cmp_prep", device, n, k))
-        a = _unpack_bytes(prep, (n, kl)).to(device).to(torch.int16)
+        prep = plain(client.ttp_request("smt_cmp_prep", device, n, k, fuzz))
+        a = _unpack_bytes(prep, (n, m)).to(device).to(torch.int16)
     else:
-        a = _field_random((n, kl), gen, device)
+        a = _field_random((n, m), gen, device)
     # 2. open c = x + r mod 2^k (k <= 32: four bytes per element instead of eight)
     with tag("comparison"):
         c = _open_mod(flat + r, k)
     c_top = (c >> kl) & 1
-    low_mask = (1 << kl) - 1 if kl < 63 else (1 << 63) - 1
-    c_low = c & low_mask
+    hi_mask = (1 << m) - 1 if m < 63 else (1 << 63) - 1
+    c_hi = (c >> fuzz) & hi_mask
     # 3. blinded comparison vectors: e = suffix + j + sigma (j q - a), sigma = 1 - 2 beta
     g = crypten.generators["global"][device]
     beta = torch.randint(0, 2, (n,), generator=g, device=device)
-    s = torch.randint(1, P_FIELD, (n, kl), generator=g, device=device, dtype=torch.int16)
-    rho = torch.randint(0, kl, (n,), generator=g, device=device)
+    s = torch.randint(1, P_FIELD, (n, m), generator=g, device=device, dtype=torch.int16)
+    rho = torch.randint(0, m, (n, 1), generator=g, device=device)
     j = 1 if rank == 0 else 0
-    q = _bits_of(c_low + beta, kl)  # the public side: c_low (beta = 0) or c_low + 1 (beta = 1)
-    w = a - 2 * q * a + j * q  # share of r_i XOR q_i
+    q = _bits_of(c_hi + beta, m)  # the public side: c_hi (beta = 0) or c_hi + 1 (beta = 1)
+    w = torch.addcmul(a + j * q, q, a, value=-2)  # share of r_i XOR q_i
     suffix = w.sum(-1, keepdim=True) - w.cumsum(-1, dtype=torch.int16)
     sigma = (1 - 2 * beta).to(torch.int16).unsqueeze(-1)
-    e = suffix + sigma * (j * q - a) + j
-    special = torch.nonzero(beta.bool() & (c_low == low_mask)).flatten()
-    if special.numel():  # beta = 1, c_low all ones: r_low <= c_low always; exactly one zero
+    e = torch.addcmul(suffix + j, sigma, j * q - a)
+    special = torch.nonzero(beta.bool() & (c_hi == hi_mask)).flatten()
+    if special.numel():  # beta = 1, c_hi all ones: r_hi <= c_hi always; exactly one zero
         e[special] = 0
         if j:
             e[special, 1:] = 1
-    d = (s * (e % P_FIELD)) % P_FIELD
-    idx = (torch.arange(kl, device=device).unsqueeze(0) + rho.unsqueeze(-1)) % kl
+    d = torch.remainder(s * torch.remainder(e, P_FIELD), P_FIELD)
+    idx = torch.arange(m, device=device).unsqueeze(0) + rho  # a uniform rotation per element
+    idx = torch.where(idx >= m, idx - m, idx)
     d = torch.gather(d, 1, idx).to(torch.uint8).cpu()
     for fn in _CMP_OBSERVERS:
         fn(c, d)
     # 4. the dealer's masked answer
     ttp_rank = comm.get().get_ttp_rank()
     if rank == 0:
-        message = {"function": "smt_cmp_answer", "device": str(device), "args": (n, k), "kwargs": {}}
+        message = {"function": "smt_cmp_answer", "device": str(device), "args": (n, m), "kwargs": {}}
         comm.get().send_obj(message, ttp_rank, client.ttp_group)
         torch.distributed.send(d, dst=ttp_rank, group=client.ttp_group)
         size = comm.get().recv_obj(ttp_rank, client.ttp_group)

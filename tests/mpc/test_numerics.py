@@ -21,7 +21,8 @@ INPUTS = {
     # inverse square root: log-spaced over [2^-10, 2^16] (variances, squared norms)
     "inv_sqrt": np.exp(np.linspace(np.log(2.0**-10), np.log(2.0**16), 1001)),
     # GELU: valid range [-32, 32], dense in [-6, 6]
-    "gelu": np.concatenate([np.linspace(-32, 32, 1281), np.linspace(-6, 6, 2401)]),
+    # (and the band |x| < 2^-8 where the sign test may take either branch: both must agree)
+    "gelu": np.concatenate([np.linspace(-32, 32, 1281), np.linspace(-6, 6, 2401), np.linspace(-0.01, 0.01, 401)]),
     "tanh": np.linspace(-30, 30, 1201),
     # softmax rows of 8 logits spanning the real models' range (-57 to 75)
     "softmax8": rng.uniform(-60, 75, size=8 * 200),
