@@ -503,6 +503,27 @@ def _split(flat: torch.Tensor, like: Sequence[torch.Tensor]) -> list[torch.Tenso
     return out
 
 
+_CMP_CHUNK = 1 << 18  # elements per chunk of the comparison vectors
+
+
+def _blinded(a, c_hi, beta, s, rho, j, m, hi_mask) -> torch.Tensor:
+    """This party's share of the blinded, rotated comparison vectors (ltz_many step 3)."""
+    q = _bits_of(c_hi + beta, m)  # the public side: c_hi (beta = 0) or c_hi + 1 (beta = 1)
+    w = torch.addcmul(a + j * q, q, a, value=-2)  # share of r_i XOR q_i
+    suffix = w.sum(-1, keepdim=True) - w.cumsum(-1, dtype=torch.int16)
+    sigma = (1 - 2 * beta).to(torch.int16).unsqueeze(-1)
+    e = torch.addcmul(suffix + j, sigma, j * q - a)
+    special = torch.nonzero(beta.bool() & (c_hi == hi_mask)).flatten()
+    if special.numel():  # beta = 1, c_hi all ones: r_hi <= c_hi always; exactly one zero
+        e[special] = 0
+        if j:
+            e[special, 1:] = 1
+    d = torch.remainder(s * torch.remainder(e, P_FIELD), P_FIELD)
+    idx = torch.arange(m, device=d.device).unsqueeze(0) + rho  # a uniform rotation per element
+    idx = torch.where(idx >= m, idx - m, idx)
+    return torch.gather(d, 1, idx).to(torch.uint8)
+
+
 def _open_mod(masked: torch.Tensor, k: int) -> torch.Tensor:
     """Sum of every party's ``masked`` mod 2^k, in one exchange of k-bit values."""
     mask = -1 if k == 64 else (1 << k) - 1
@@ -572,7 +593,7 @@ def ltz_many(tensors: Sequence[torch.Tensor], k: int = 64, fuzz: int = 0) -> lis
     r = _ring_random((n,), gen, device)
     if rank == 0:
         prep = plain(client.ttp_request("smt_cmp_prep", device, n, k, fuzz))
-        a = _unpack_bytes(prep, (n, m)).to(device).to(torch.int16)
+        a = _unpack_bytes(prep, (n, m)).to(device)  # uint8; int16 per chunk below
     else:
         a = _field_random((n, m), gen, device)
     # 2. open c = x + r mod 2^k (k <= 32: four bytes per element instead of eight)
@@ -581,26 +602,21 @@ def ltz_many(tensors: Sequence[torch.Tensor], k: int = 64, fuzz: int = 0) -> lis
     c_top = (c >> kl) & 1
     hi_mask = (1 << m) - 1 if m < 63 else (1 << 63) - 1
     c_hi = (c >> fuzz) & hi_mask
-    # 3. blinded comparison vectors: e = suffix + j + sigma (j q - a), sigma = 1 - 2 beta
+    betas: list[torch.Tensor] = []
+    # 3. blinded comparison vectors: e = suffix + j + sigma (j q - a), sigma = 1 - 2 beta,
+    #    computed in chunks so memory stays bounded (n x m int16 temporaries)
     g = crypten.generators["global"][device]
-    beta = torch.randint(0, 2, (n,), generator=g, device=device)
-    s = torch.randint(1, P_FIELD, (n, m), generator=g, device=device, dtype=torch.int16)
-    rho = torch.randint(0, m, (n, 1), generator=g, device=device)
     j = 1 if rank == 0 else 0
-    q = _bits_of(c_hi + beta, m)  # the public side: c_hi (beta = 0) or c_hi + 1 (beta = 1)
-    w = torch.addcmul(a + j * q, q, a, value=-2)  # share of r_i XOR q_i
-    suffix = w.sum(-1, keepdim=True) - w.cumsum(-1, dtype=torch.int16)
-    sigma = (1 - 2 * beta).to(torch.int16).unsqueeze(-1)
-    e = torch.addcmul(suffix + j, sigma, j * q - a)
-    special = torch.nonzero(beta.bool() & (c_hi == hi_mask)).flatten()
-    if special.numel():  # beta = 1, c_hi all ones: r_hi <= c_hi always; exactly one zero
-        e[special] = 0
-        if j:
-            e[special, 1:] = 1
-    d = torch.remainder(s * torch.remainder(e, P_FIELD), P_FIELD)
-    idx = torch.arange(m, device=device).unsqueeze(0) + rho  # a uniform rotation per element
-    idx = torch.where(idx >= m, idx - m, idx)
-    d = torch.gather(d, 1, idx).to(torch.uint8).cpu()
+    parts = []
+    for lo in range(0, n, _CMP_CHUNK):
+        hi = min(n, lo + _CMP_CHUNK)
+        beta = torch.randint(0, 2, (hi - lo,), generator=g, device=device)
+        s = torch.randint(1, P_FIELD, (hi - lo, m), generator=g, device=device, dtype=torch.int16)
+        rho = torch.randint(0, m, (hi - lo, 1), generator=g, device=device)
+        betas.append(beta)
+        parts.append(_blinded(a[lo:hi].to(torch.int16), c_hi[lo:hi], beta, s, rho, j, m, hi_mask))
+    d = torch.cat(parts).cpu()
+    beta = torch.cat(betas)
     for fn in _CMP_OBSERVERS:
         fn(c, d)
     # 4. the dealer's masked answer

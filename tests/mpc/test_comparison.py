@@ -43,7 +43,8 @@ CASES = [(k, _values(k, 400)) for k in WIDTHS] + [(k, _fuzzy(k, f, 400), f) for 
 
 @pytest.fixture(scope="module", params=PARTY_COUNTS, ids=lambda p: f"{p}parties")
 def results(request):
-    out = launch("mpc.numerics_job:comparison_job", {"data-owner": {"cases": CASES}},
+    # chunks of 1000 elements: the vectors of one comparison are built in several pieces
+    out = launch("mpc.numerics_job:comparison_job", {"data-owner": {"cases": CASES, "chunk": 1000}},
                  parties=request.param, timeout=300)  # fmt: skip
     return out.result
 
