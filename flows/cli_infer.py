@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="'minilm' (default) or a Hugging Face save_pretrained folder")
     parser.add_argument("--region", choices=("americas", "europe", "apac"),
                         help="process only records resident in this region")
-    parser.add_argument("--shard-size", type=int, default=16, help="records per MPC session")
+    parser.add_argument("--shard-size", type=int, default=32, help="records per MPC session")
     parser.add_argument("--max-length", type=int, default=128, help="tokens per text")
     parser.add_argument("--parties", type=int, choices=(2, 3), default=2)
     parser.add_argument("--run-id", help="resume this run (default: a new id)")

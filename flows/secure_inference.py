@@ -39,7 +39,7 @@ class InferenceParams(BaseModel):
     output_url: str = Field(description="folder (local or s3://) that receives <run_id>/")
     model: str = Field("minilm", description="'minilm' or a Hugging Face save_pretrained folder")
     region: Region | None = Field(None, description="process only records resident here")
-    shard_size: int = Field(16, ge=1, le=4096, description="records per MPC session")
+    shard_size: int = Field(32, ge=1, le=4096, description="records per MPC session")
     max_length: int = Field(128, ge=8, le=512, description="tokens per text (longer: truncated)")
     parties: Literal[2, 3] = 2
     run_id: str | None = Field(None, description="resume this run; default: a new id")

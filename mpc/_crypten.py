@@ -36,4 +36,8 @@ import crypten.communicator as comm  # noqa: E402
 from crypten.mpc.primitives.arithmetic import ArithmeticSharedTensor  # noqa: E402
 from crypten.mpc.provider import ttp_provider  # noqa: E402
 
+from mpc import prg  # noqa: E402
+
+prg.install()  # AES-CTR pseudo-random shares instead of Mersenne Twister (mpc/prg.py)
+
 __all__ = ["crypten", "comm", "ArithmeticSharedTensor", "ttp_provider"]
