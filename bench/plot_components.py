@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-ENGINES = [("vanilla", "CrypTen stock", "#999999"), ("before", "ours, CrypTen comparison", "#6a9fd4"),
+ENGINES = [("vanilla", "CrypTen stock", "#999999"), ("before", "ours with CrypTen comparison", "#6a9fd4"),
            ("secure", "ours, dealer comparison", "#d4552b")]  # fmt: skip
 ORDER = ["embedding", "linear", "attention", "softmax", "gelu", "layernorm", "truncation", "pooling", "head"]
 

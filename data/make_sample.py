@@ -1,4 +1,4 @@
-"""Generate data/sample_batch.csv: 300 varied, fictitious customer-service records.
+"""Generate data/sample_batch.csv: 240 varied, fictitious customer-service records.
 
 Deterministic (fixed seed): names, requests, languages (en, es, fr, de, pt, it, ja, zh),
 lengths from a few words to a long paragraph, the three regions, timestamps with and without
@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 SEED = 20261127
-N = 300
+N = 240
 
 NAMES = {
     "americas": ["Ana Lima", "Tom Baker", "María García", "Lucas Souza", "Emily Chen", "Diego Torres",
@@ -77,7 +77,7 @@ def records(rng: random.Random) -> list[dict]:
         name = rng.choice(NAMES[region])
         locale = rng.choice(LOCALES[region])
         text = rng.choice(EN if locale == "en" else OTHER[locale]).format(n=name)
-        if rng.random() < 0.15:  # some longer messages: two requests in one
+        if rng.random() < 0.05:  # a few longer messages: two requests in one
             text += " " + rng.choice(EN).format(n="They")
         when = start + timedelta(minutes=rng.randint(0, 60 * 24 * 50))
         stamp = when.strftime("%Y-%m-%dT%H:%M:%S") + rng.choice(["Z", "+01:00", "-05:00", "+08:00", ""])

@@ -85,10 +85,11 @@ def run_inference(
     }  # fmt: skip
     for role, extra in (param_overrides or {}).items():
         params[role] = {**params.get(role, {}), **extra}
+    opts = dict(launch_options or {})
+    env = {**(env_by_role or {}), **opts.pop("env_by_role", {})}
     try:
         session = launch("mpc.session:inference_job", params, parties=parties, timeout=timeout,
-                         workdir=work, device=device, threads=threads, env_by_role=env_by_role,
-                         **(launch_options or {}))  # fmt: skip
+                         workdir=work, device=device, threads=threads, env_by_role=env, **opts)  # fmt: skip
         saved = torch.load(out_path, weights_only=True)
         hidden = saved.get("hidden")
         return InferenceResult(

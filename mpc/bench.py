@@ -112,20 +112,24 @@ def run(model: str, seq_len: int, batch: int, *, parties: int = 2, device: str =
     return out
 
 
+# "before": our engine with CrypTen's comparison instead of the dealer-assisted one (--before)
+LABELS = {"secure": "secure", "before": "ct-cmp", "vanilla": "vanilla"}
+
+
 def table(r: dict) -> str:
     rows = [f"model {r['model']}  T={r['seq_len']}  B={r['batch']}  layers={r['layers']}  parties={r['parties']}  device={r['device']}",
             f"{'':<10}{'rounds':>10}{'MB/party':>12}{'dealer MB':>12}{'seconds':>10}{'max err':>12}"]  # fmt: skip
     for name in ("secure", "before", "vanilla"):
         if name in r:
             s = r[name]
-            rows.append(f"{name:<10}{s['rounds']:>10}{s['bytes'] / 1e6:>12.1f}{s['dealer_bytes'] / 1e6:>12.1f}"
+            rows.append(f"{LABELS[name]:<10}{s['rounds']:>10}{s['bytes'] / 1e6:>12.1f}{s['dealer_bytes'] / 1e6:>12.1f}"
                         f"{s['seconds']:>10.2f}{s['max_abs_error']:>12.2e}")  # fmt: skip
     rows.append(f"{'plaintext':<10}{'':>10}{'':>12}{'':>12}{r['plaintext']['seconds']:>10.4f}")
     for base in ("before", "vanilla"):
         if base not in r:
             continue
         s, v = r["secure"], r[base]
-        rows.append(f"ratios secure/{base}: rounds {s['rounds'] / v['rounds']:.2f}, bytes {s['bytes'] / v['bytes']:.2f}, "
+        rows.append(f"ratios secure/{LABELS[base]}: rounds {s['rounds'] / v['rounds']:.2f}, bytes {s['bytes'] / v['bytes']:.2f}, "
                     f"seconds {s['seconds'] / v['seconds']:.2f}, error {s['max_abs_error'] / max(v['max_abs_error'], 1e-12):.3g}")  # fmt: skip
     return "\n".join(rows)
 

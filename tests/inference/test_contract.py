@@ -167,9 +167,9 @@ def test_parquet_good_wrong_schema_and_garbage(tmp_path):
 
 
 def test_shipped_sample_batch_quarantines_exactly_its_planted_bad_rows():
-    """data/sample_batch.csv (the main job's input, data/make_sample.py): 300 records, 5 bad."""
+    """data/sample_batch.csv (the main job's input, data/make_sample.py): 240 records, 5 bad."""
     raw, valid, quarantine = _run("data/sample_batch.csv")
-    assert raw.records_in == 300 and len(valid) == 295
+    assert raw.records_in == 240 and len(valid) == 235
     assert set(valid["region"]) == {"americas", "europe", "apac"}
     assert set(valid["locale"]) == {"en", "es", "fr", "de", "pt", "it", "ja", "zh"}
     assert sorted(r for rs in quarantine["reasons"] for r in rs) == sorted(
