@@ -1,6 +1,9 @@
 """Share arithmetic of our own, on top of CrypTen's additive shares and its TTP dealer.
 
-Two protocols live here:
+Protocols here (each with its security argument in its docstring): exact truncation (which can
+also hand back the square of its result for free), batched Beaver products, products with a
+reused weight mask, and the dealer-assisted comparison ``ltz_many``; ``dealer_batch`` sends the
+dealer requests of one step in one round trip.  The two oldest:
 
 * **Exact truncation** (``truncate_``): dividing a shared fixed-point value by a public integer
   ``d``.  CrypTen's 2-party truncation divides each share locally and is wrong by about 2^48 ring
