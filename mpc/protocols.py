@@ -575,9 +575,11 @@ def ltz_many(tensors: Sequence[torch.Tensor], k: int = 64, fuzz: int = 0) -> lis
     [0, k] < 67, so it is 0 only where stated; s_i e_i is uniform in Z_67^* where e_i != 0,
     and the uniform rotation puts the (at most one) zero at a uniform position: the dealer's
     view is a function of beta' alone, a uniform bit (beta is uniform and hidden from it).
-    The parties receive only uniform shares.  Cost: 3 rounds (open c; to the dealer; back),
-    8 + (k-1) bytes sent per element and party, the dealer sends k-1 bytes + one ring element
-    per element to party 0 (instead of CrypTen's ~350 bytes per element and ~8 rounds).
+    The parties receive only uniform shares.  Cost: 3 rounds (open c; to the dealer; back);
+    per element and party 4 bytes for c (8 if k > 32) plus k-1-fuzz bytes to the dealer; the
+    dealer sends party 0 k-1-fuzz bytes and one ring element per element (CrypTen's sign test:
+    ~8 rounds and ~350 bytes per element).  Its vectors are built in chunks of _CMP_CHUNK
+    elements to bound memory.
     """
     from mpc.meter import current
 
