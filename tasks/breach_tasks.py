@@ -13,7 +13,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from compliance import breach_service
-from tasks.compliance_tasks import _retry_on_io, store  # one retry rule, one store per URL
+from tasks.compliance_tasks import store  # one store per URL
+from tasks.retry import retry_on_io
 
 _PRIVATE = {"persist_result": False, "cache_policy": NO_CACHE}
 
@@ -36,7 +37,7 @@ def assess(
     name="breach-notify",
     retries=2,
     retry_delay_seconds=[2, 10],
-    retry_condition_fn=_retry_on_io,
+    retry_condition_fn=retry_on_io,
     **_PRIVATE,
 )
 def notify(

@@ -17,16 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from compliance import retention, service
 from compliance.db import open_store, transaction
-
-
-def _retry_on_io(task, task_run, state) -> bool:  # type: ignore[no-untyped-def]
-    try:
-        state.result()
-    except OSError:
-        return True
-    except Exception:  # noqa: BLE001 - any other failure is final
-        return False
-    return False
+from tasks.retry import retry_on_io
 
 
 @lru_cache(maxsize=8)
@@ -42,7 +33,7 @@ def claim_request(database_url: str, request_id: str, worker: str) -> list[str] 
 
 @task(
     name="dsr-step",
-    retry_condition_fn=_retry_on_io,
+    retry_condition_fn=retry_on_io,
     retries=2,
     retry_delay_seconds=[2, 10],
     persist_result=False,
@@ -80,7 +71,7 @@ def request_status(database_url: str, request_id: str) -> dict[str, Any]:
 
 @task(
     name="retention-run",
-    retry_condition_fn=_retry_on_io,
+    retry_condition_fn=retry_on_io,
     retries=2,
     retry_delay_seconds=[2, 10],
     persist_result=False,

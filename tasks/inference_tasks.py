@@ -14,24 +14,13 @@ from prefect.cache_policies import NO_CACHE
 
 from compliance.gate import ConsentGate, Policy
 from tasks import batch, regions
+from tasks.retry import IO_RETRY, retry_on_io
 from tasks.settings import InferenceSettings
 
-_IO_RETRY = {"retries": 2, "retry_delay_seconds": [2, 10]}
 _PRIVATE = {"persist_result": False, "cache_policy": NO_CACHE}
 
 
-def _retry_on_io(task, task_run, state) -> bool:
-    """Retry only when the failure was I/O (network, disk), never a validation or MPC error."""
-    try:
-        state.result()
-    except OSError:
-        return True
-    except Exception:  # noqa: BLE001 - any other failure is final
-        return False
-    return False
-
-
-@task(name="load-and-validate", retry_condition_fn=_retry_on_io, **_IO_RETRY, **_PRIVATE)
+@task(name="load-and-validate", retry_condition_fn=retry_on_io, **IO_RETRY, **_PRIVATE)
 def load_and_validate(input_url: str, paths: batch.RunPaths, max_text_chars: int,
                       storage_options: dict) -> dict:
     return batch.prepare_batch(input_url, paths, max_text_chars=max_text_chars,
@@ -47,7 +36,7 @@ def apply_gate(valid_url: str, paths: batch.RunPaths, gate: ConsentGate, policy:
                             storage_options=storage_options, rules=rules, table=table)
 
 
-@task(name="plan-shards", retry_condition_fn=_retry_on_io, **_IO_RETRY, **_PRIVATE)
+@task(name="plan-shards", retry_condition_fn=retry_on_io, **IO_RETRY, **_PRIVATE)
 def plan_shards(allowed_url: str, paths: batch.RunPaths, shard_size: int, key: str,
                 storage_options: dict, model: str | None = None, max_length: int = 128) -> list[dict]:
     return batch.plan_shards(allowed_url, paths, shard_size=shard_size, key=key,
@@ -61,13 +50,13 @@ def run_shard(shard: dict, model: str, parties: int, max_length: int, timeout: f
                            timeout=timeout, storage_options=storage_options)
 
 
-@task(name="merge-results", retry_condition_fn=_retry_on_io, **_IO_RETRY, **_PRIVATE)
+@task(name="merge-results", retry_condition_fn=retry_on_io, **IO_RETRY, **_PRIVATE)
 def merge_results(shards: list[dict], paths: batch.RunPaths, expected: int,
                   storage_options: dict) -> dict:
     return batch.merge_results(shards, paths, expected=expected, storage_options=storage_options)
 
 
-@task(name="write-manifest", retry_condition_fn=_retry_on_io, **_IO_RETRY, persist_result=False)
+@task(name="write-manifest", retry_condition_fn=retry_on_io, **IO_RETRY, persist_result=False)
 def write_manifest(manifest: dict, paths: batch.RunPaths, storage_options: dict) -> str:
     from tasks import storage
 
@@ -75,7 +64,7 @@ def write_manifest(manifest: dict, paths: batch.RunPaths, storage_options: dict)
     return paths.manifest
 
 
-@task(name="cleanup-work", retry_condition_fn=_retry_on_io, **_IO_RETRY, **_PRIVATE)
+@task(name="cleanup-work", retry_condition_fn=retry_on_io, **IO_RETRY, **_PRIVATE)
 def cleanup_work(paths: batch.RunPaths, storage_options: dict) -> None:
     batch.cleanup_work(paths, storage_options=storage_options)
 
