@@ -534,12 +534,12 @@ def _open_mod(masked: torch.Tensor, k: int) -> torch.Tensor:
         (c,) = comm.get().all_reduce([masked & mask], batched=True)
         return c & mask
     n = masked.numel()
-    low = (masked & mask).to(torch.int32)  # the low 32 bits, as a bit pattern
+    low = (masked & mask).to(torch.int32).cpu()  # the low 32 bits, as a bit pattern (gloo: CPU)
     if n % 2:
         low = torch.cat([low, low.new_zeros(1)])
     parts = comm.get().all_gather(low.view(torch.int64))  # int32 pairs travel as int64 words
     total = sum(p.view(torch.int32)[:n].long() & 0xFFFFFFFF for p in parts)
-    return total & mask
+    return (total & mask).to(masked.device)
 
 
 def ltz_many(tensors: Sequence[torch.Tensor], k: int = 64, fuzz: int = 0) -> list[torch.Tensor]:
