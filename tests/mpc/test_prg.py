@@ -46,12 +46,10 @@ def test_bits_look_uniform():
 
 
 def test_crypten_draws_go_through_aes_for_cpu_generators():
-    import mpc._crypten  # noqa: F401  (installs the PRG)
-    from crypten.common import rng
-    from crypten.mpc.primitives import arithmetic
-    from crypten.mpc.provider import ttp_provider
+    from mpc._crypten import crypten  # the torch-onnx shim first; installs the PRG
 
-    for module in (rng, arithmetic, ttp_provider):
+    ttp_provider = crypten.mpc.provider.ttp_provider
+    for module in (crypten.common.rng, crypten.mpc.primitives.arithmetic, ttp_provider):
         assert getattr(module.generate_random_ring_element, "_smt_aes", False)
     g1, g2 = _gen(42), _gen(42)
     assert torch.equal(ttp_provider.generate_random_ring_element((8,), generator=g1), prg.random_ring((8,), g2))
