@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import torch
 
 from mpc._crypten import comm
-from mpc.protocols import ltz_many, mul_many, truncate_shares_many
+from mpc.comparison import ltz_many
+from mpc.protocols import mul_many, truncate_shares_many
 
 F = 16  # CrypTen's fractional bits
 HI = 30  # fractional bits inside exp / reciprocal chains
@@ -96,7 +97,7 @@ def mul_bit(x: Fx, bit: torch.Tensor) -> Fx:
     return Fx(mul_many([(x.share, bit)])[0], x.bits)
 
 
-# Sign tests compare at the width the value needs (mpc.protocols.ltz_many: |x| < 2^(k-1) ring
+# Sign tests compare at the width the value needs (mpc.comparison.ltz_many: |x| < 2^(k-1) ring
 # units): activations, logits and their differences are far below 2^15 in magnitude.
 SIGN_RANGE_LOG2 = 15
 

@@ -64,12 +64,12 @@ def comparison_job(ctx):
     (the sum mod 67 of every party's blinded vectors; the other parties send theirs to the
     data owner here, in this test job only).
     """
-    from mpc import protocols
-    from mpc.protocols import P_FIELD, ltz_many, observe_comparisons
+    from mpc import comparison
+    from mpc.comparison import P_FIELD, ltz_many, observe_comparisons
 
     chunk = comm.get().broadcast_obj(ctx.params.get("chunk") if ctx.rank == 0 else None, 0)
     if chunk:  # tests: several chunks of comparison vectors in one comparison
-        protocols._CMP_CHUNK = chunk
+        comparison._CMP_CHUNK = chunk
     cases = comm.get().broadcast_obj(
         [(c[0], len(c[1]), c[2] if len(c) > 2 else 0) for c in ctx.params["cases"]] if ctx.rank == 0 else None, 0
     )

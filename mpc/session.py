@@ -26,11 +26,12 @@ import torch
 from mpc import bert
 from mpc._crypten import comm, crypten
 from mpc.backends import PlainOps, SecureOps, StockOps
+from mpc.comparison import comparison_protocol
 from mpc.config import BertConfig, load_weights, resolve_model_dir
 from mpc.errors import InputError, ProtocolError
 from mpc.meter import scope
 from mpc.numerics import F, Fx
-from mpc.protocols import comparison_protocol, exact_truncation, plain, reveal
+from mpc.protocols import exact_truncation, plain, reveal
 
 # "secure-crypten-cmp": our engine with CrypTen's comparison (the previous engine), for benchmarks
 BACKENDS = {"secure": SecureOps, "secure-crypten-cmp": SecureOps, "vanilla": StockOps}

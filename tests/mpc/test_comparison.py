@@ -1,4 +1,4 @@
-"""The dealer-assisted comparison (mpc.protocols.ltz_many): exact, and masked on every channel.
+"""The dealer-assisted comparison (mpc.comparison.ltz_many): exact, and masked on every channel.
 
 Real parties and dealer as OS processes.  The masking tests look at exactly what crosses the
 wire: the opened c (seen by every computing party) and the dealer's view (the sum mod 67 of the
