@@ -30,6 +30,12 @@ ERROR_TYPES = {
 }
 
 
+# glibc returns every freed block over its mmap threshold to the kernel, so each of the many
+# multi-megabyte temporaries of a session costs fresh page faults (measured: limb splitting of
+# a 768 x 2304 share 2.5x slower).  Keep blocks up to 32 MiB in the heap instead.
+_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -135,7 +141,7 @@ def launch(
                 "--threads", str(threads),
             ]  # fmt: skip
             cmd = [*(prefix_by_role or {}).get(role, []), *cmd]
-            penv = {**os.environ, "OMP_NUM_THREADS": str(threads), **(env or {})}
+            penv = {**_MALLOC, **os.environ, "OMP_NUM_THREADS": str(threads), **(env or {})}
             penv.update((env_by_role or {}).get(role, {}))
             with open(log_path, "wb") as log_fh:
                 proc = subprocess.Popen(
