@@ -35,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--before", action="store_true",
                    help="also run the previous engine (ours with CrypTen's comparison) side by side")
     p.add_argument("--record", type=Path, nargs="?", const=Path("bench/results"), help="write JSON + Markdown there")
+    p.add_argument("--layers", type=int, default=None,
+                   help="keep only the first N encoder layers (per-layer figures at large batch in less time)")
     p.add_argument("--timeout", type=float, default=3600.0)
     p.add_argument("--json", action="store_true")
 
@@ -87,10 +89,36 @@ def _summary(res, ref_hidden: np.ndarray, layers: int) -> dict:
     }
 
 
+def first_layers(model_dir: Path, layers: int) -> Path:
+    """A copy of the model with only its first ``layers`` encoder layers (cached beside it)."""
+    from transformers import AutoModel
+
+    cfg = BertConfig.from_pretrained(model_dir)
+    if not 1 <= layers <= cfg.num_hidden_layers:
+        raise ValueError(f"--layers must be in [1, {cfg.num_hidden_layers}] for {model_dir}, got {layers}")
+    if layers == cfg.num_hidden_layers:
+        return model_dir
+    cache = Path(os.environ.get("SMT_CACHE", Path.home() / ".cache" / "smt")) / f"{model_dir.name}-first{layers}"
+    if not (cache / "model.safetensors").is_file():
+        import shutil
+
+        tmp = cache.with_name(cache.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        AutoModel.from_pretrained(str(model_dir), num_hidden_layers=layers).eval().save_pretrained(tmp)
+        for f in model_dir.iterdir():
+            if f.name.startswith(("tokenizer", "vocab", "special_tokens")):
+                shutil.copy(f, tmp / f.name)
+        shutil.rmtree(cache, ignore_errors=True)
+        tmp.rename(cache)
+    return cache
+
+
 def run(model: str, seq_len: int, batch: int, *, parties: int = 2, device: str = "cpu", threads: int = 1,
         skip_vanilla: bool = False, before: bool = False, timeout: float = 3600.0,
-        launch_options: dict | None = None) -> dict:  # fmt: skip
+        launch_options: dict | None = None, layers: int | None = None) -> dict:  # fmt: skip
     model_dir = resolve_model_dir(model)
+    if layers is not None:
+        model_dir = first_layers(model_dir, layers)
     cfg = BertConfig.from_pretrained(model_dir)
     ids = _token_ids(cfg, batch, seq_len)
     _, ref_hidden = plaintext_forward(model_dir, token_ids=ids, return_hidden=True)
@@ -125,21 +153,31 @@ def table(r: dict) -> str:
             rows.append(f"{LABELS[name]:<10}{s['rounds']:>10}{s['bytes'] / 1e6:>12.1f}{s['dealer_bytes'] / 1e6:>12.1f}"
                         f"{s['seconds']:>10.2f}{s['max_abs_error']:>12.2e}")  # fmt: skip
     rows.append(f"{'plaintext':<10}{'':>10}{'':>12}{'':>12}{r['plaintext']['seconds']:>10.4f}")
+    rows.append("per encoder layer (mean):")
+    for name in ("secure", "before", "vanilla"):
+        if name in r:
+            s = r[name]["per_layer_mean"]
+            rows.append(f"{LABELS[name]:<10}{s['rounds']:>10.0f}{s['bytes'] / 1e6:>12.1f}{s['dealer_bytes'] / 1e6:>12.1f}"
+                        f"{s['seconds']:>10.2f}")  # fmt: skip
     for base in ("before", "vanilla"):
         if base not in r:
             continue
         s, v = r["secure"], r[base]
         rows.append(f"ratios secure/{LABELS[base]}: rounds {s['rounds'] / v['rounds']:.2f}, bytes {s['bytes'] / v['bytes']:.2f}, "
-                    f"seconds {s['seconds'] / v['seconds']:.2f}, error {s['max_abs_error'] / max(v['max_abs_error'], 1e-12):.3g}")  # fmt: skip
+                    f"seconds {s['seconds'] / v['seconds']:.2f}, error {s['max_abs_error'] / max(v['max_abs_error'], 1e-12):.3g}, "
+                    f"seconds per layer {s['per_layer_mean']['seconds'] / v['per_layer_mean']['seconds']:.2f}")  # fmt: skip
     return "\n".join(rows)
 
 
 def command(args: argparse.Namespace) -> int:
     r = run(args.model, args.seq_len, args.batch, parties=args.parties, device=args.device,
-            threads=args.threads, skip_vanilla=args.skip_vanilla, before=args.before, timeout=args.timeout)  # fmt: skip
+            threads=args.threads, skip_vanilla=args.skip_vanilla, before=args.before, timeout=args.timeout,
+            layers=args.layers)  # fmt: skip
     if args.record:
         args.record.mkdir(parents=True, exist_ok=True)
         stem = f"{r['model']}-T{r['seq_len']}-B{r['batch']}-p{r['parties']}-{r['device'].replace(':', '')}"
+        if args.layers is not None:
+            stem += f"-L{r['layers']}"
         (args.record / f"{stem}.json").write_text(json.dumps(r, indent=1))
         (args.record / f"{stem}.md").write_text("```\n" + table(r) + "\n```\n")
     if args.json:
