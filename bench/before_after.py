@@ -1,6 +1,6 @@
 """Before/after table of the secure engine from ``smt bench --record`` files.
 
-    python bench/before_after.py bench/results/engine-v1 bench/results/engine-v2
+    python bench/before_after.py bench/results/engine-v2 bench/results/engine-v3
 
 For every (model, T, B) recorded in both folders: per encoder layer and per sequence, rounds,
 MB sent per party, dealer MB and seconds, for the earlier engine, the later one and stock
@@ -11,6 +11,7 @@ CrypTen ("vanilla", from the later run: compare seconds only within one run).  W
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -30,14 +31,14 @@ def main(before: str, after: str) -> int:
     for path in sorted(Path(after).glob("*-p*-*.json")):
         if path.stem.endswith("components"):
             continue
-        old = Path(before) / path.name
+        old = Path(before) / (re.sub(r"-L\d+$", "", path.stem) + ".json")  # per-layer means match
         new = json.loads(path.read_text())
-        lines += [f"### {new['model']}, T={new['seq_len']}, B={new['batch']}", "",
+        lines += [f"### {new['model']}, T={new['seq_len']}, B={new['batch']}, {new['layers']} layers", "",
                   "| engine | rounds/layer | MB/layer | dealer MB/layer | s/layer | rounds | MB | s | max err |",
                   "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         if old.exists():
             prev = json.loads(old.read_text())
-            lines.append(_row("ours, before (engine v1, earlier run)", prev, "secure"))
+            lines.append(_row(f"ours, before ({Path(before).name}, earlier run)", prev, "secure"))
             lines.append(_row("CrypTen stock (earlier run)", prev, "vanilla"))
         if "before" in new:
             lines.append(_row("ours with CrypTen's comparison (this run)", new, "before"))

@@ -30,14 +30,16 @@ def table(record: dict) -> str:
     b = record["batch"]
     comps = components(record)
     present = [e for e in ENGINES if e[0] in record]
-    head = "| component | " + " | ".join(f"{label} MB/seq | rounds" for _, label, _ in present) + " |"
-    lines = [f"{record['model']} T={record['seq_len']} B={b}, whole model; MB sent per party per sequence", "",
-             head, "|---|" + "---|---|" * len(present)]  # fmt: skip
+    head = "| component | " + " | ".join(f"{label} MB/seq | rounds | s/seq" for _, label, _ in present) + " |"
+    lines = [f"{record['model']} T={record['seq_len']} B={b}, {record['layers']} layers, whole model; MB sent per "
+             "party per sequence; wall seconds of each component block at the data owner (a truncation's time "
+             "counts to the component that asked for it)", "",
+             head, "|---|" + "---|---|---|" * len(present)]  # fmt: skip
     for c in comps + ["total"]:
         cells = []
         for engine, *_ in present:
             v = record[engine] if c == "total" else record[engine]["per_component"].get(c, {"bytes": 0, "rounds": 0})
-            cells.append(f"{v['bytes'] / 1e6 / b:.1f} | {v['rounds']}")
+            cells.append(f"{v['bytes'] / 1e6 / b:.1f} | {v['rounds']} | {v.get('seconds', 0) / b:.2f}")
         lines.append(f"| {c} | " + " | ".join(cells) + " |")
     per_layer = [f"{label}: {record[e]['per_layer_mean']['rounds']:.0f} rounds, "
                  f"{record[e]['per_layer_mean']['bytes'] / 1e6 / b:.1f} MB/seq, "
@@ -57,9 +59,12 @@ def plot(record: dict, path: Path) -> None:
     present = [e for e in ENGINES if e[0] in record]
     x = np.arange(len(comps))
     width = 0.8 / len(present)
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
-    for ax, key, unit, scale in ((axes[0], "bytes", "MB sent per party per sequence", 1e6 * record["batch"]),
-                                 (axes[1], "rounds", "rounds per session", 1)):  # fmt: skip
+    panels = [("bytes", "MB sent per party per sequence", 1e6 * record["batch"]),
+              ("rounds", "rounds per session", 1)]  # fmt: skip
+    if any(v.get("seconds") for e in present for v in record[e[0]]["per_component"].values()):
+        panels.append(("seconds", "wall seconds per sequence (data owner)", record["batch"]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5))
+    for ax, (key, unit, scale) in zip(axes, panels, strict=True):
         for i, (engine, label, colour) in enumerate(present):
             vals = [record[engine]["per_component"].get(c, {}).get(key, 0) / scale for c in comps]
             ax.bar(x + (i - (len(present) - 1) / 2) * width, vals, width, label=label, color=colour)

@@ -103,16 +103,23 @@ def scope(name: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def component(name: str) -> Iterator[None]:
-    """Attribute costs to a model component: linear, attention, softmax, gelu, layernorm..."""
+    """Attribute costs to a model component: linear, attention, softmax, gelu, layernorm...
+
+    Wall seconds go to the outermost component block (a truncation's time counts to the
+    component that asked for it; its rounds and bytes to "truncation")."""
     m = current()
     if m is None:
         yield
         return
+    outer = not m._component
     m._component.append(name)
+    t0 = time.perf_counter()
     try:
         yield
     finally:
         m._component.pop()
+        if outer:
+            m.components[name].seconds += time.perf_counter() - t0
 
 
 @contextlib.contextmanager
