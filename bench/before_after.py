@@ -1,11 +1,13 @@
 """Before/after table of the secure engine from ``smt bench --record`` files.
 
-    python bench/before_after.py bench/results/engine-v2 bench/results/engine-v3
+    python bench/before_after.py bench/results/engine-v2 bench/results/engine-v3 [SAME-DAY-BEFORE...]
 
 For every (model, T, B) recorded in both folders: per encoder layer and per sequence, rounds,
 MB sent per party, dealer MB and seconds, for the earlier engine, the later one and stock
-CrypTen ("vanilla", from the later run: compare seconds only within one run).  Writes
-``before-after.md`` in the later folder and prints it.
+CrypTen ("vanilla", from the later run: compare seconds only within one run).  Further folders
+hold the earlier engine re-run on the later run's machine (``--skip-vanilla`` records), so its
+seconds can be set beside the later ones.  Writes ``before-after.md`` in the later folder and
+prints it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ def _row(label: str, rec: dict, engine: str) -> str:
             f"{e['max_abs_error']:.1e} |")  # fmt: skip
 
 
-def main(before: str, after: str) -> int:
+def main(before: str, after: str, *same_day: str) -> int:
     lines = ["Per encoder layer (mean) and whole model, per sequence; MB sent per party in the online",
              "exchange between computing parties, dealer MB beside it.  Seconds compare only within one",
              "run (shared 2-core machine).", ""]  # fmt: skip
@@ -38,8 +40,13 @@ def main(before: str, after: str) -> int:
                   "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         if old.exists():
             prev = json.loads(old.read_text())
-            lines.append(_row(f"ours, before ({Path(before).name}, earlier run)", prev, "secure"))
-            lines.append(_row("CrypTen stock (earlier run)", prev, "vanilla"))
+            lines.append(_row(f"ours, before ({Path(before).name}, earlier run, other hardware)", prev, "secure"))
+            lines.append(_row("CrypTen stock (earlier run, other hardware)", prev, "vanilla"))
+        for folder in same_day:
+            again = Path(folder) / path.name
+            if again.exists():
+                lines.append(_row(f"ours, before ({Path(folder).name}, same machine as this run)",
+                                  json.loads(again.read_text()), "secure"))  # fmt: skip
         if "before" in new:
             lines.append(_row("ours with CrypTen's comparison (this run)", new, "before"))
         lines.append(_row("**ours, after (this run)**", new, "secure"))
@@ -53,4 +60,4 @@ def main(before: str, after: str) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(*sys.argv[1:3]))
+    raise SystemExit(main(*sys.argv[1:]))

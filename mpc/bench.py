@@ -70,6 +70,17 @@ def _plaintext_seconds(model_dir: Path, ids: list[list[int]], threads: int, devi
         torch.set_num_threads(before)
 
 
+def _cpu_model() -> str | None:
+    """The CPU's model name (the host name alone does not say when a VM moved to other hardware)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
 def _summary(res, ref_hidden: np.ndarray, layers: int) -> dict:
     c = res.cost
     per_layer = {k: v for k, v in c["per_scope"].items() if k.startswith("layer.")}
@@ -135,6 +146,7 @@ def run(model: str, seq_len: int, batch: int, *, parties: int = 2, device: str =
         out["vanilla"] = _summary(run_inference([], backend="vanilla", **common), ref_hidden, cfg.num_hidden_layers)
     out["plaintext"] = {"seconds": _plaintext_seconds(model_dir, ids, threads, device)}
     out["machine"] = {"host": platform.node(), "cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                      "cpu_model": _cpu_model(),
                       "torch": torch.__version__, "when": datetime.now(UTC).isoformat(timespec="seconds"),
                       "cuda": torch.cuda.get_device_name(0) if device.startswith("cuda") and torch.cuda.is_available() else None}  # fmt: skip
     return out
