@@ -21,6 +21,7 @@ import torch
 
 from mpc.api import run_inference
 from mpc.config import BertConfig, resolve_model_dir
+from mpc.errors import ConfigurationError
 from mpc.session import plaintext_forward
 
 
@@ -106,7 +107,7 @@ def first_layers(model_dir: Path, layers: int) -> Path:
 
     cfg = BertConfig.from_pretrained(model_dir)
     if not 1 <= layers <= cfg.num_hidden_layers:
-        raise ValueError(f"--layers must be in [1, {cfg.num_hidden_layers}] for {model_dir}, got {layers}")
+        raise ConfigurationError(f"--layers must be in [1, {cfg.num_hidden_layers}] for {model_dir}, got {layers}")
     if layers == cfg.num_hidden_layers:
         return model_dir
     cache = Path(os.environ.get("SMT_CACHE", Path.home() / ".cache" / "smt")) / f"{model_dir.name}-first{layers}"

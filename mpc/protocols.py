@@ -117,10 +117,9 @@ def float_ring_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return a.matmul(b)
     k = a.shape[-1]
     if k > _LIMB_K:
-        out = None
-        for lo in range(0, k, _LIMB_K):
-            part = float_ring_matmul(a[..., lo : lo + _LIMB_K], b[..., lo : lo + _LIMB_K, :])
-            out = part if out is None else out + part
+        out = float_ring_matmul(a[..., :_LIMB_K], b[..., :_LIMB_K, :])
+        for lo in range(_LIMB_K, k, _LIMB_K):
+            out += float_ring_matmul(a[..., lo : lo + _LIMB_K], b[..., lo : lo + _LIMB_K, :])
         return out
     m = a.shape[-2]
     a0, a1, a2 = _balanced_limbs(a, (22, 21))

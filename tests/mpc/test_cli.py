@@ -24,6 +24,21 @@ def test_bench_json_last_line(tiny_classifier_dir):
     assert r["plaintext"]["seconds"] > 0
 
 
+def test_bench_first_layers_only(tiny_classifier_dir, tmp_path, monkeypatch):
+    """--layers 1: the model and its plaintext reference both keep one encoder layer (an error
+    against the two-layer reference would be far above tolerance); per-layer rows printed."""
+    monkeypatch.setenv("SMT_CACHE", str(tmp_path))
+    done = _smt("bench", "--model", str(tiny_classifier_dir), "--seq-len", "8", "--layers", "1", "--skip-vanilla", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    r = json.loads(done.stdout.strip().splitlines()[-1])
+    assert r["layers"] == 1 and "vanilla" not in r
+    assert r["secure"]["per_layer_mean"]["rounds"] > 0 and r["secure"]["max_abs_error"] < 0.02
+    assert "per encoder layer (mean):" in done.stdout
+    assert (tmp_path / f"{tiny_classifier_dir.name}-first1" / "model.safetensors").is_file()
+    bad = _smt("bench", "--model", str(tiny_classifier_dir), "--layers", "5", "--skip-vanilla")
+    assert bad.returncode == 2 and "--layers must be in [1, 2]" in bad.stderr
+
+
 def test_embed_json_reports_cost_and_never_prints_the_text(tiny_classifier_dir):
     done = _smt("embed", "--model", str(tiny_classifier_dir), "--text", "a confidential note", "--json")
     assert done.returncode == 0, done.stderr[-2000:]

@@ -3,11 +3,16 @@ unsigned division."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-import pytest
-
-from mpc.protocols import _LIMB_K, float_ring_matmul, floor_div_unsigned, limb_matmul, ring_matmul_sum
+from mpc.protocols import (
+    _LIMB_K,
+    float_ring_matmul,
+    floor_div_unsigned,
+    limb_matmul,
+    ring_matmul_sum,
+)
 
 LO, HI = -(2**63), 2**63 - 1
 
