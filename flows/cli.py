@@ -10,10 +10,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
 from mpc.errors import SmtError
+
+# With no PREFECT_API_URL every flow run starts a temporary Prefect server; Prefect gives it 20 s,
+# and the first start on a fresh machine (creating its SQLite database) took longer than that on
+# this 2-core VM: `make run` failed with "Timed out while attempting to connect to ephemeral
+# Prefect API server".  A user's own setting wins.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 # Subcommand modules with a ``register(subparsers)`` function, in help order.
 SUBCOMMAND_MODULES = ("flows.cli_infer", "flows.cli_compliance", "flows.cli_breach", "flows.cli_ops")
