@@ -36,8 +36,9 @@ import crypten.communicator as comm  # noqa: E402
 from crypten.mpc.primitives.arithmetic import ArithmeticSharedTensor  # noqa: E402
 from crypten.mpc.provider import ttp_provider  # noqa: E402
 
-from mpc import prg  # noqa: E402
+from mpc import prg, tls_backend  # noqa: E402
 
-prg.install()  # AES-CTR pseudo-random shares instead of Mersenne Twister (mpc/prg.py)
+prg.install()  # every secret random value from AES-CTR keyed by the OS's CSPRNG (mpc/prg.py)
+tls_backend.install()  # torch.distributed over mutually authenticated TLS 1.3 (mpc/tls_backend.py)
 
 __all__ = ["crypten", "comm", "ArithmeticSharedTensor", "ttp_provider"]

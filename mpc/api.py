@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import numpy as np
 import torch
 
 from mpc.config import resolve_model_dir
-from mpc.launcher import launch
+from mpc.launcher import launch, session_dir
 
 
 @dataclass(kw_only=True)
@@ -73,7 +72,7 @@ def run_inference(
     """
     model_dir = resolve_model_dir(model)
     own = workdir is None
-    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="smt-session-"))
+    work = Path(workdir) if workdir else session_dir()
     out_path = work / "outputs.pt"
     common = {"backend": backend, "max_length": max_length}
     params = {

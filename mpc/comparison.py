@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
+from mpc import prg
 from mpc._crypten import comm, crypten, ttp_provider
 from mpc.meter import tag
 from mpc.protocols import plain, ring_random
@@ -37,8 +38,9 @@ def observe_comparisons(fn) -> Iterator[None]:
 
 
 def _field_random(size, gen, device) -> torch.Tensor:
-    """Uniform elements of Z_67 as int16 (party i's share of the dealer's bit shares)."""
-    return torch.randint(0, P_FIELD, size, generator=gen, device=device, dtype=torch.int16)
+    """Uniform elements of Z_67 as int16 (party i's share of the dealer's bit shares), from the
+    AES-CTR stream of the key this party shares with the dealer (mpc/prg.py)."""
+    return prg.random_below(size, P_FIELD, gen, device, dtype=torch.int16)
 
 
 def _pack_bytes(t: torch.Tensor) -> torch.Tensor:
@@ -179,8 +181,8 @@ def ltz_many(tensors: Sequence[torch.Tensor], k: int = 64, fuzz: int = 0) -> lis
     2. the parties open c = x + r mod 2^k.  For |x| < 2^(k-1), x < 0 iff bit k-1 of
        (c - r) mod 2^k is set, i.e. c_top XOR r_top XOR borrow with borrow = [r_low > c_low]
        (the low k-1 bits);
-    3. with randomness common to the computing parties only (CrypTen's "global" generator,
-       unknown to the dealer) -- a bit beta, multipliers s_i in Z_67^*, a rotation rho -- each
+    3. with randomness common to the computing parties only (the "global" AES-CTR key of
+       mpc/prg.py, unknown to the dealer) -- a bit beta, multipliers s_i in Z_67^*, a rotation rho -- each
        party computes its share of e_i = (bit i of the public side) - r_i + 1 + sum_{j>i}
        (r_j XOR public_j), which is 0 at exactly one i iff r_low > c_low (beta = 0), or the
        same test for r_low < c_low + 1 (beta = 1), multiplies by s_i, rotates by rho and sends
@@ -234,9 +236,9 @@ def ltz_many(tensors: Sequence[torch.Tensor], k: int = 64, fuzz: int = 0) -> lis
     parts = []
     for lo in range(0, n, _CMP_CHUNK):
         hi = min(n, lo + _CMP_CHUNK)
-        beta = torch.randint(0, 2, (hi - lo,), generator=g, device=device)
-        s = torch.randint(1, P_FIELD, (hi - lo, m), generator=g, device=device, dtype=torch.int16)
-        rho = torch.randint(0, m, (hi - lo, 1), generator=g, device=device)
+        beta = prg.random_below((hi - lo,), 2, g, device)
+        s = prg.random_below((hi - lo, m), P_FIELD - 1, g, device, dtype=torch.int16) + 1
+        rho = prg.random_below((hi - lo, 1), m, g, device)
         betas.append(beta)
         parts.append(_blinded(a[lo:hi].to(torch.int16), c_hi[lo:hi], beta, s, rho, j, m, hi_mask))
     d = torch.cat(parts).cpu()

@@ -6,6 +6,10 @@ The tree::
     +-- ConfigurationError        bad model directory, weights that do not match the config
     +-- InputError                empty text, text over the maximum length, bad batch
     +-- ProtocolError             parties disagree (shapes, config), a value left its valid range
+    |   +-- TransportError        a link failed: refused, closed, timed out, malformed frame
+    |   |   +-- IdentityError     a peer did not prove the identity pinned for its role
+    |   +-- DealerRequestError    a request to the dealer outside its allow-list or size limits
+    |   +-- InsecureRandomness    a secret value was about to come from a non-cryptographic generator
     +-- PartyFailure              a party process exited non-zero, was killed, or timed out
 
 Every message says what went wrong, where, and what to do about it.
@@ -38,3 +42,19 @@ class PartyFailure(SmtError):
         self.party = party
         self.returncode = returncode
         self.log_tail = log_tail
+
+
+class TransportError(ProtocolError):
+    """A link of the session failed: refused, closed, timed out or sent a malformed frame."""
+
+
+class IdentityError(TransportError):
+    """A peer did not prove the identity configured (pinned) for its role."""
+
+
+class DealerRequestError(ProtocolError):
+    """Party 0 sent the dealer a request outside the allow-list or its limits."""
+
+
+class InsecureRandomness(ProtocolError):
+    """A secret value was about to come from a generator not keyed from the OS's CSPRNG."""

@@ -1,13 +1,22 @@
 """Start the parties of one MPC session as subprocesses on loopback and watch them.
 
 The embedded default: every party (and the dealer) is a fresh ``python -m mpc.party`` process
-in its own process group, rendezvousing on a free loopback port.  The launcher watches every
-exit code, enforces a timeout, stops the remaining parties as soon as one fails, and raises an
-error naming the failed party with its last log lines.  Nothing is left running afterwards.
+in its own process group, rendezvousing on a free loopback port over mutually authenticated
+TLS with throwaway identities made for this session (mpc/identity.py).  The launcher watches
+every exit code, enforces a timeout, stops the remaining parties as soon as one fails, and
+raises an error naming the failed party with its last log lines.  Nothing is left running
+afterwards.
+
+Secrets never sit in files or on command lines: each party's parameters (its texts or its model
+path, and its private key) go down a pipe that the launcher keeps open for the whole session; a
+party whose pipe closes (the launcher died, even by SIGKILL) deletes the session folder and exits
+at once.  Session folders (``smt-session-*``, mode 0700) name their owner's pid; every launch
+sweeps those whose owner is gone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -24,10 +33,11 @@ from typing import Any
 from mpc import errors
 
 ERROR_TYPES = {
-    "ConfigurationError": errors.ConfigurationError,
-    "InputError": errors.InputError,
-    "ProtocolError": errors.ProtocolError,
-}
+    cls.__name__: cls
+    for cls in (errors.ConfigurationError, errors.InputError, errors.ProtocolError, errors.TransportError,
+                errors.IdentityError, errors.DealerRequestError, errors.InsecureRandomness)
+}  # fmt: skip
+_OWNER = "owner.pid"
 
 
 # glibc returns every freed block over its mmap threshold to the kernel, so each of the many
@@ -40,6 +50,44 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_sessions(root: Path | None = None) -> list[Path]:
+    """Delete ``smt-session-*`` folders whose owning process is gone; returns what was removed."""
+    removed = []
+    for d in Path(root or tempfile.gettempdir()).glob("smt-session-*"):
+        try:
+            pid = int((d / _OWNER).read_text())
+        except (OSError, ValueError):
+            try:  # no owner file: only when clearly abandoned
+                if time.time() - d.stat().st_mtime < 86400:
+                    continue
+            except OSError:
+                continue
+            pid = -1
+        if pid > 0 and _alive(pid):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    return removed
+
+
+def session_dir() -> Path:
+    """A new private (0700) session folder that names this process as its owner."""
+    sweep_stale_sessions()
+    d = Path(tempfile.mkdtemp(prefix="smt-session-"))
+    (d / _OWNER).write_text(str(os.getpid()))
+    return d
 
 
 def roles_for(parties: int) -> list[tuple[str, int]]:
@@ -98,6 +146,10 @@ def _kill(runs: list[PartyRun]) -> None:
             except ProcessLookupError:
                 pass
             r.proc.wait()
+    for r in runs:
+        if r.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                r.proc.stdin.close()
 
 
 def launch(
@@ -120,34 +172,42 @@ def launch(
     its own network namespace, bench/network.py); ``rendezvous_host`` is then the data owner's
     address as the others reach it.
     """
+    from mpc import identity
+
     roles = roles_for(parties)
-    own = workdir is None  # ours to delete: the params files hold each party's secret inputs
-    workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="smt-session-"))
+    own = workdir is None  # ours to delete
+    workdir = Path(workdir) if workdir else session_dir()
     workdir.mkdir(parents=True, exist_ok=True)
+    if not (workdir / _OWNER).exists():
+        (workdir / _OWNER).write_text(str(os.getpid()))
     rendezvous = f"tcp://{rendezvous_host}:{free_port()}"
+    ids = identity.throwaway(identity.session_roles(parties))  # per session; keys only travel down pipes
     runs: list[PartyRun] = []
     t0 = time.monotonic()
     try:
         for role, rank in roles:
-            params_path = workdir / f"{role}-{rank}.params.json"
-            params_path.write_text(json.dumps(params_by_role.get(role, {})))
+            own_params = {**params_by_role.get(role, {}),
+                          "identity": ids[identity.role_of_rank(rank, parties)].to_params()}  # fmt: skip
             report = workdir / f"{role}-{rank}.report.json"
             report.unlink(missing_ok=True)
             log_path = workdir / f"{role}-{rank}.log"
             cmd = [
                 sys.executable, "-m", "mpc.party", "--role", role, "--rank", str(rank),
                 "--world-size", str(parties), "--rendezvous", rendezvous, "--job", job,
-                "--params", str(params_path), "--report", str(report), "--device", device,
+                "--from-launcher", "--report", str(report), "--device", device,
                 "--threads", str(threads),
             ]  # fmt: skip
             cmd = [*(prefix_by_role or {}).get(role, []), *cmd]
-            penv = {**_MALLOC, **os.environ, "OMP_NUM_THREADS": str(threads), **(env or {})}
+            penv = {**_MALLOC, **os.environ, "OMP_NUM_THREADS": str(threads), **(env or {}),
+                    "SMT_SESSION_DIR": str(workdir)}  # fmt: skip
             penv.update((env_by_role or {}).get(role, {}))
             with open(log_path, "wb") as log_fh:
                 proc = subprocess.Popen(
-                    cmd, stdout=log_fh, stderr=subprocess.STDOUT, env=penv, start_new_session=True
-                )
+                    cmd, stdin=subprocess.PIPE, stdout=log_fh, stderr=subprocess.STDOUT, env=penv,
+                    start_new_session=True,
+                )  # fmt: skip
             runs.append(PartyRun(role, rank, proc, log_path, report))
+            _send_params(proc, own_params)
         _watch(runs, timeout, t0)
         reports = {}
         for r in runs:
@@ -157,6 +217,24 @@ def launch(
         _kill(runs)
         if own:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _send_params(proc: subprocess.Popen, params: dict) -> None:
+    """Framed JSON down the party's stdin, written by a thread (a pipe holds only 64 KiB); the
+    pipe then stays open: its closing tells the party that the launcher is gone."""
+    import threading
+
+    data = json.dumps(params).encode()
+    frame = len(data).to_bytes(8, "big") + data
+
+    def write() -> None:
+        try:
+            proc.stdin.write(frame)  # type: ignore[union-attr]
+            proc.stdin.flush()  # type: ignore[union-attr]
+        except (BrokenPipeError, ValueError, OSError):
+            pass  # the party died first; _watch reports it
+
+    threading.Thread(target=write, daemon=True, name="smt-params").start()
 
 
 def _watch(runs: list[PartyRun], timeout: float, t0: float) -> None:

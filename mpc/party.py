@@ -13,15 +13,23 @@ Roles and ranks (p computing parties, dealer at rank p):
   sees no input, weight or output.  CrypTen's "trusted first party" (party 0 makes its own
   Beaver triples, so it knows the masks) cannot be selected.
 
-A party runs a *job* (``module:function``) with the parameters in its own ``--params`` file
-(each party's file holds only that party's secret) and writes a JSON report: its cost and, for
-the data owner, the job's result.  On error it writes the error's type and message and exits
-with status 1; the launcher then stops the other parties.
+A party runs a *job* (``module:function``) with its own parameters (each party's hold only
+that party's secret) and writes a JSON report: its cost and, for the data owner, the job's
+result.  On error it writes the error's type and message and exits with status 1; the launcher
+then stops the other parties.
+
+Security (README "Security"): every link is mutually authenticated TLS 1.3 (mpc/transport.py);
+``--identity-dir`` holds this role's key and the certificate of every role (``smt identity``).
+Parameters arrive on standard input (``--params -``) or from a file of the operator's; started
+by the launcher (``--from-launcher``) they arrive framed on a pipe that stays open, and the
+party stops and deletes the session's files as soon as that pipe closes (its launcher died).
+torch's random functions raise in a party process (mpc/prg.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import logging
@@ -53,9 +61,14 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--role", required=True, choices=ROLES)
     p.add_argument("--rank", required=True, type=int)
     p.add_argument("--world-size", required=True, type=int, help="computing parties (dealer excluded)")
-    p.add_argument("--rendezvous", required=True, help="tcp://HOST:PORT or file:///path")
+    p.add_argument("--rendezvous", required=True, help="tcp://HOST:PORT: the data owner's TLS listening address")
+    p.add_argument("--identity-dir", type=Path, help="this role's KEY and every role's certificate (smt identity create)")
+    p.add_argument("--advertise", help="address the other parties reach this one at (default: the local "
+                   "address that routes to the rendezvous); this party listens only there")
+    p.add_argument("--connect-timeout", type=float, default=120.0, help="seconds to set up every link")
     p.add_argument("--job", default="mpc.session:inference_job", help="module:function to run")
-    p.add_argument("--params", type=Path, help="JSON file with this party's parameters")
+    p.add_argument("--params", help="this party's parameters: a JSON file, or - for standard input")
+    p.add_argument("--from-launcher", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--report", type=Path, help="where to write this party's JSON report")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--threads", type=int, default=1, help="torch threads for this party")
@@ -105,39 +118,102 @@ def _tap_writer():
     return tap
 
 
+def _read_params(args) -> dict:
+    if args.from_launcher:  # 8-byte length, then JSON, on a pipe the launcher keeps open
+        head = _read_exact(0, 8)
+        return json.loads(_read_exact(0, int.from_bytes(head, "big")))
+    if args.params is None:
+        return {}
+    if args.params == "-":
+        return json.loads(sys.stdin.read())
+    return json.loads(Path(args.params).read_text())
+
+
+def _read_exact(fd: int, n: int) -> bytes:
+    out = bytearray()
+    while len(out) < n:
+        chunk = os.read(fd, n - len(out))
+        if not chunk:
+            raise SystemExit("the launcher closed the parameter pipe before sending this party's parameters")
+        out += chunk
+    return bytes(out)
+
+
+def _watch_launcher(files: list[Path]) -> None:
+    """When the launcher's pipe closes (it died), delete this session's files and exit at once."""
+    import shutil
+    import threading
+
+    session_dir = os.environ.get("SMT_SESSION_DIR")
+
+    def watch() -> None:
+        while os.read(0, 4096):
+            pass
+        for f in files:
+            with contextlib.suppress(OSError):
+                f.unlink()
+        if session_dir:
+            shutil.rmtree(session_dir, ignore_errors=True)
+        os._exit(3)
+
+    threading.Thread(target=watch, daemon=True, name="smt-launcher-watch").start()
+
+
+def _identity(args, params: dict):
+    from mpc import identity
+    from mpc.errors import ConfigurationError
+
+    expected = identity.role_of_rank(args.rank, args.world_size)
+    if "identity" in params:
+        ident = identity.Identity.from_params(params.pop("identity"))
+    elif args.identity_dir:
+        ident = identity.load(expected, args.identity_dir)
+    else:
+        raise ConfigurationError(f"{expected} has no identity: pass --identity-dir DIR with {expected}.key and "
+                                 "every role's certificate (smt identity create)")  # fmt: skip
+    if ident.role != expected:
+        raise ConfigurationError(f"identity is for {ident.role!r} but this party is {expected!r} (rank {args.rank})")
+    for r in range(args.world_size + 1):
+        ident.peer_cert(identity.role_of_rank(r, args.world_size))  # every peer pinned, or a clear error
+    return ident
+
+
 def run(args: argparse.Namespace) -> int:
     _check_role(args.role, args.rank, args.world_size)
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s {args.role}[{args.rank}] %(levelname)s %(message)s"
     )
+    params = _read_params(args)
+    if args.from_launcher:
+        _watch_launcher([p for p in (args.report, params.get("output")) if p])
+    from mpc import tls_backend, transport
+
+    host, port = tls_backend.parse_rendezvous(args.rendezvous)
     os.environ.update(
         RANK=str(args.rank),
         WORLD_SIZE=str(args.world_size),
-        RENDEZVOUS=args.rendezvous,
-        DISTRIBUTED_BACKEND="gloo",
+        RENDEZVOUS=f"{tls_backend.SCHEME}://{host}:{port}",
+        DISTRIBUTED_BACKEND=tls_backend.BACKEND,
     )
     import torch
 
     torch.set_num_threads(args.threads)
-    from mpc._crypten import comm, crypten, ttp_provider
+    from mpc._crypten import comm, crypten
     from mpc.meter import install
-    from mpc.protocols import install_dealer_functions
+    from mpc.prg import forbid_torch_random
 
     crypten.cfg.mpc.provider = "TTP"  # never TFP: party 0 would know the Beaver masks
-    params = json.loads(args.params.read_text()) if args.params else {}
+    forbid_torch_random()  # every secret random value comes from mpc.prg (AES-CTR, OS keys)
     t0 = time.perf_counter()
     try:
+        tls_backend.check_secure_environment()
+        tls_backend.configure(transport.MeshConfig(
+            rank=args.rank, parties=args.world_size, rendezvous=(host, port), identity=_identity(args, params),
+            timeout=args.connect_timeout, advertise=args.advertise))  # fmt: skip
         if args.role == "dealer":
-            install_dealer_functions()
-            profile = os.environ.get("SMT_PROFILE")
-            if profile:
-                import cProfile
+            from mpc.dealer import serve
 
-                with cProfile.Profile() as prof:
-                    ttp_provider.TTPServer()
-                prof.dump_stats(os.path.join(profile, f"{args.role}-{args.rank}.prof"))
-            else:
-                ttp_provider.TTPServer()
+            _profiled(args, serve)
             _write(args.report, {"role": args.role, "rank": args.rank, "seconds": time.perf_counter() - t0})
             return 0
         crypten.init()
@@ -145,15 +221,7 @@ def run(args: argparse.Namespace) -> int:
         ctx = PartyContext(args.role, args.rank, args.world_size, args.device, params, meter)
         module, _, name = args.job.partition(":")
         job = getattr(importlib.import_module(module), name)
-        profile = os.environ.get("SMT_PROFILE")  # a directory: cProfile stats per party (benchmarks)
-        if profile:
-            import cProfile
-
-            with cProfile.Profile() as prof:
-                result = job(ctx)
-            prof.dump_stats(os.path.join(profile, f"{args.role}-{args.rank}.prof"))
-        else:
-            result = job(ctx)
+        result = _profiled(args, lambda: job(ctx))
         cost = meter.report()
         cost["seconds"] = round(time.perf_counter() - t0, 4)
         crypten.uninit()
@@ -168,6 +236,20 @@ def run(args: argparse.Namespace) -> int:
             {"role": args.role, "rank": args.rank, "error": {"type": type(err).__name__, "message": str(err)}},
         )
         return 1
+    finally:
+        tls_backend.shutdown()
+
+
+def _profiled(args, fn):
+    profile = os.environ.get("SMT_PROFILE")  # a directory: cProfile stats per party (benchmarks)
+    if not profile:
+        return fn()
+    import cProfile
+
+    with cProfile.Profile() as prof:
+        result = fn()
+    prof.dump_stats(os.path.join(profile, f"{args.role}-{args.rank}.prof"))
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
