@@ -44,9 +44,10 @@ def _cmd_party(args: argparse.Namespace) -> int:
 def _cmd_embed(args: argparse.Namespace) -> int:
     from mpc import run_inference
 
-    texts = list(args.text or [])
-    if args.input:
-        texts += [line for line in Path(args.input).read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts: list[str] = []
+    if args.input:  # never texts on the command line: other local users can read it (ps, /proc)
+        raw = sys.stdin.read() if str(args.input) == "-" else Path(args.input).read_text(encoding="utf-8")
+        texts = [line for line in raw.splitlines() if line.strip()]
     demo = not texts
     texts = texts or DEMO_TEXTS
     result = run_inference(texts, model=args.model, parties=args.parties, max_length=args.max_length,
@@ -84,6 +85,25 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_identity(args: argparse.Namespace) -> int:
+    from mpc import identity
+
+    if args.action == "create":
+        import re
+
+        if not args.role or not re.fullmatch(r"data-owner|model-owner|dealer|helper-[2-9]", args.role):
+            from mpc.errors import InputError
+
+            raise InputError("--role must be data-owner, model-owner, dealer or helper-K (K = 2..9)")
+        fp = identity.create(args.role, args.dir, days=args.days)
+        print(f"{args.role}: {fp}\n  key  {args.dir / (args.role + '.key')} (0600: keep it; never send it)\n"
+              f"  cert {args.dir / (args.role + '.crt')} (public: give it to the other parties)")  # fmt: skip
+        return 0
+    for cert in sorted(Path(args.dir).glob("*.crt")):
+        print(f"{cert.stem:>14}: {identity.fingerprint(cert.read_bytes())}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smt", description="Secure MPC Transformer")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -94,9 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
     party_parser(p)
     p.set_defaults(func=_cmd_party)
 
+    p = sub.add_parser("identity", help="a role's key pair and certificate for the TLS links (mpc/identity.py)")
+    p.add_argument("action", choices=["create", "show"], help="create ROLE's key in DIR, or show the fingerprints in DIR")
+    p.add_argument("--role", help="data-owner, model-owner, helper-K or dealer (create)")
+    p.add_argument("--dir", type=Path, required=True, help="identity directory (own key + every role's .crt)")
+    p.add_argument("--days", type=int, default=365, help="certificate lifetime (create)")
+    p.set_defaults(func=_cmd_identity)
+
     p = sub.add_parser("embed", help="embed texts under MPC (embedded defaults: demo texts, MiniLM)")
-    p.add_argument("--text", action="append", help="a text (repeatable)")
-    p.add_argument("--input", type=Path, help="a UTF-8 file, one text per line")
+    p.add_argument("--input", type=Path, help="a UTF-8 file, one text per line, or - for standard input "
+                   "(texts are never taken from the command line, where other local users can read them)")
     p.add_argument("--output", type=Path, help="write the outputs as .npy")
     _session_options(p)
     p.add_argument("--json", action="store_true")

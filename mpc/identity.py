@@ -101,7 +101,7 @@ def generate(role: str, *, days: int = 365) -> tuple[str, str]:
     key = ec.generate_private_key(ec.SECP256R1())  # OpenSSL's CSPRNG
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"smt {role}"),
                       x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role)])  # fmt: skip
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)

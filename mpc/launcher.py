@@ -165,12 +165,14 @@ def launch(
     env_by_role: dict[str, dict[str, str]] | None = None,
     prefix_by_role: dict[str, list[str]] | None = None,
     rendezvous_host: str = "127.0.0.1",
+    identities: dict | None = None,
 ) -> SessionOutput:
     """Run ``job`` across the parties; each role gets only its own ``params_by_role`` entry.
 
     ``prefix_by_role`` wraps a role's command (e.g. ``ip netns exec NS`` to put each party in
     its own network namespace, bench/network.py); ``rendezvous_host`` is then the data owner's
-    address as the others reach it.
+    address as the others reach it.  ``identities`` (role name -> mpc.identity.Identity) replaces
+    the throwaway identity of a role: the tests use it to start an impostor.
     """
     from mpc import identity
 
@@ -182,6 +184,7 @@ def launch(
         (workdir / _OWNER).write_text(str(os.getpid()))
     rendezvous = f"tcp://{rendezvous_host}:{free_port()}"
     ids = identity.throwaway(identity.session_roles(parties))  # per session; keys only travel down pipes
+    ids.update(identities or {})
     runs: list[PartyRun] = []
     t0 = time.monotonic()
     try:
@@ -240,11 +243,8 @@ def _send_params(proc: subprocess.Popen, params: dict) -> None:
 def _watch(runs: list[PartyRun], timeout: float, t0: float) -> None:
     while True:
         pending = [r for r in runs if r.proc.poll() is None]
-        for r in runs:
-            rc = r.proc.returncode
-            if rc is not None and rc != 0:
-                _kill(runs)
-                raise _failure(r, rc)
+        if any(r.proc.returncode not in (None, 0) for r in runs):
+            raise _root_cause(runs)
         if not pending:
             missing = [r for r in runs if not r.report_path.exists()]
             if missing:
@@ -264,6 +264,21 @@ def _watch(runs: list[PartyRun], timeout: float, t0: float) -> None:
         time.sleep(0.05)
 
 
+def _root_cause(runs: list[PartyRun], grace: float = 3.0) -> errors.SmtError:
+    """The error to report once a party failed.  When one party stops, its peers fail soon after
+    with "link closed"; wait a moment for them, then report the first failure that is not such a
+    consequence (an identity refusal always counts as a cause)."""
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(r.proc.poll() is None for r in runs):
+        time.sleep(0.05)
+    failed = [(r, _failure(r, r.proc.returncode)) for r in runs if r.proc.poll() not in (None, 0)]
+    _kill(runs)
+    for _, err in failed:
+        if not isinstance(err, errors.TransportError) or isinstance(err, errors.IdentityError):
+            return err
+    return failed[0][1]
+
+
 def _failure(r: PartyRun, rc: int) -> errors.SmtError:
     detail = None
     try:
@@ -273,7 +288,7 @@ def _failure(r: PartyRun, rc: int) -> errors.SmtError:
     tail = r.tail()
     if detail and detail.get("type") in ERROR_TYPES:
         err = ERROR_TYPES[detail["type"]](f"{r.name}: {detail['message']}")
-        err.party = r.name  # type: ignore[attr-defined]
+        err.party = r.name  # type: ignore[attr-defined,union-attr]
         return err
     how = f"was killed by signal {-rc}" if rc < 0 else f"exited with status {rc}"
     return errors.PartyFailure(

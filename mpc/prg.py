@@ -240,7 +240,8 @@ def _ttp_server_setup(self) -> None:
     self.generators = [keyed_generator(k) for k in keys]
     self.generators_cuda = [keyed_generator(k, "cuda") if torch.cuda.is_available() else None for k in keys]
     for r in reqs:
-        r.wait()
+        if r is not None:
+            r.wait()
     dist.barrier(group=self.ttp_group)
 
 
@@ -249,7 +250,9 @@ def _ttp_client_setup(self) -> None:
     import torch.distributed as dist
 
     buf = torch.zeros(KEY_BYTES // 8, dtype=torch.int64)
-    dist.irecv(buf, src=comm.get().get_ttp_rank(), group=self.ttp_group).wait()
+    req = dist.irecv(buf, src=comm.get().get_ttp_rank(), group=self.ttp_group)
+    if req is not None:
+        req.wait()
     dist.barrier(group=self.ttp_group)
     key = buf.numpy().tobytes()
     self.generator = keyed_generator(key)

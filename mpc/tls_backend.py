@@ -56,7 +56,7 @@ def shutdown() -> None:
 
 def _bytes_of(t: torch.Tensor) -> memoryview:
     arr = t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
-    return memoryview(arr)
+    return memoryview(arr)  # type: ignore[arg-type]
 
 
 def _fill(t: torch.Tensor, data: bytearray, who: str) -> None:
@@ -124,7 +124,7 @@ class TlsProcessGroup(dist.ProcessGroup):
     """One process group (a channel of the mesh) for the ranks ``global_ranks`` (group order)."""
 
     def __init__(self, rank: int, size: int, global_ranks: list[int], group_id: str, timeout: timedelta):
-        super().__init__(rank, size)
+        super().__init__(rank, size)  # type: ignore[call-arg]
         self._group_id = group_id
         self._ranks = global_ranks
         self._channel = int.from_bytes(hashlib.sha256(group_id.encode()).digest()[:8], "big") >> 1

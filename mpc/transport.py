@@ -349,7 +349,6 @@ def connect_mesh(cfg: MeshConfig, listener: socket.socket | None = None) -> Mesh
     incoming: dict[int, ssl.SSLSocket] = {}
     hellos: dict[int, dict] = {}
     errors: list[BaseException] = []
-    host = cfg.rendezvous[0]
     try:
         if cfg.rank == 0:
             listener = listener or _bind(*cfg.rendezvous)
