@@ -66,8 +66,7 @@ def namespaces(rate: str) -> Iterator[dict]:
                             "rate", rate, "burst", "4mb", "latency", "100ms"], check=True)  # fmt: skip
         yield {
             "prefix_by_role": {role: ["ip", "netns", "exec", ns] for role, ns in zip(ROLES, names, strict=True)},
-            "rendezvous_host": "10.77.0.1",
-            "env_by_role": {role: {"GLOO_SOCKET_IFNAME": "smtnet"} for role in ROLES},
+            "rendezvous_host": "10.77.0.1",  # each other party listens on its own 10.77.0.x (its route there)
         }
     finally:
         for ns in names:

@@ -108,12 +108,44 @@ def random_ring(size, gen, device=None) -> torch.Tensor:
     return words if dev.type == "cpu" else words.to(dev)
 
 
+_TABLES: dict[tuple[int, object], np.ndarray] = {}
+
+
+def _small_below(count: int, bound: int, gen, np_dtype) -> np.ndarray:
+    """``count`` exactly uniform values in [0, bound <= 256) by rejection on keystream bytes:
+    a byte b < limit = bound * floor(256 / bound) gives b mod bound, others are skipped.  The
+    draw is a deterministic function of the stream, so both holders of a key stay in step."""
+    limit = bound * (256 // bound)
+    key = (bound, np_dtype)
+    table = _TABLES.get(key)
+    if table is None:
+        table = _TABLES[key] = (np.arange(256) % bound).astype(np_dtype)
+    out = np.empty(count, dtype=np_dtype)
+    filled = 0
+    while filled < count:
+        want = count - filled
+        raw = random_bytes(int(want * 256 / limit * 1.02) + 64, gen)
+        kept = raw[raw < limit] if limit < 256 else raw
+        take = kept[:want]
+        out[filled : filled + take.size] = table[take]
+        filled += take.size
+    return out
+
+
 def random_below(size, bound: int, gen, device=None, dtype=torch.int64) -> torch.Tensor:
-    """Uniform integers in [0, bound) (statistical distance < bound / 2^64 per value)."""
+    """Uniform integers in [0, bound): exactly uniform for bound <= 256 (rejection sampling on
+    bytes, ~1.3 keystream bytes per value), else 64-bit words mod bound (statistical distance
+    below bound / 2^64 per value)."""
     if not 1 <= bound < 2**62:
         raise ValueError(f"bound must be in [1, 2^62), got {bound}")
     shape = _shape(size)
-    words = random_bytes(8 * math.prod(shape), gen).view(np.uint64)
+    n = math.prod(shape)
+    if bound <= 256:
+        np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
+        vals = torch.from_numpy(_small_below(n, bound, gen, np_dtype)).reshape(shape)
+        dev = torch.device(device) if device is not None else gen.device
+        return vals if dev.type == "cpu" else vals.to(dev)
+    words = random_bytes(8 * n, gen).view(np.uint64)
     vals = torch.from_numpy((words % np.uint64(bound)).astype(np.int64)).reshape(shape).to(dtype)
     dev = torch.device(device) if device is not None else gen.device
     return vals if dev.type == "cpu" else vals.to(dev)

@@ -81,3 +81,14 @@ def test_crypten_draws_go_through_keyed_aes():
     assert torch.equal(ttp_provider.generate_random_ring_element((8,), generator=g1), prg.random_ring((8,), g2))
     assert crypten._setup_prng is prg._setup_prng_keys
     assert ttp_provider.TTPServer._setup_generators is prg._ttp_server_setup
+
+
+def test_small_bounds_are_exactly_uniform_by_rejection_and_holders_stay_in_step():
+    key = prg.new_key()
+    a, b = prg.keyed_generator(key), prg.keyed_generator(key)
+    for bound, shape in ((67, (300, 41)), (66, (5000,)), (2, (17,)), (37, (999, 3))):
+        x, y = prg.random_below(shape, bound, a, dtype=torch.int16), prg.random_below(shape, bound, b, dtype=torch.int16)
+        assert torch.equal(x, y) and x.shape == shape and int(x.min()) >= 0 and int(x.max()) < bound
+    # the table covers 0 .. bound - 1 equally often: bytes below 3 * 67 = 201 map three to one
+    table = np.arange(201) % 67
+    assert np.all(np.bincount(table) == 3)
