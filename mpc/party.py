@@ -198,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    sys.setswitchinterval(float(os.environ.get("SMT_SWITCH_INTERVAL", "0.005")))
     from mpc._crypten import comm, crypten
     from mpc.meter import install
     from mpc.prg import forbid_torch_random

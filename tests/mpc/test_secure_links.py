@@ -1,8 +1,9 @@
 """The links between parties, attacked as an outsider would (mpc/transport.py, mpc/tls_backend.py).
 
 * a passive observer captures a whole session (tcpdump on the loopback of a private network
-  namespace holding every party): after each link's 12-byte preamble, the capture is TLS
-  records only, and no 24-byte window of anything the computing parties received (their
+  namespace holding every party): after each link's 12-byte preamble, the capture is TLS 1.3
+  records (handshakes, then encrypted) followed by AES-256-GCM frames under the key sent inside
+  TLS, nothing else, and no 24-byte window of anything the computing parties received (their
   wiretaps, SMT_WIRETAP: shares, every opened value, the dealer's answers) appears in it;
 * impostors: a model owner with an unpinned self-signed certificate, one holding the dealer's
   identity, and a client with no certificate at all are refused with an error naming the role
@@ -88,19 +89,26 @@ def _tcp_streams(pcap: bytes) -> dict[tuple, bytes]:
     return streams
 
 
-def _tls_record_types(stream: bytes) -> list[int]:
-    """Record types of one direction of a link (the connecting side's starts with our 12-byte
-    preamble); fails on anything that is not a TLS record."""
-    off, types = (12 if stream[:8] == transport.PREAMBLE else 0), []
-    while off < len(stream):
+def _parse_link(stream: bytes) -> tuple[list[int], list[int]]:
+    """(TLS record types, AEAD frame sizes) of one direction of a link; fails on anything else.
+
+    The connecting side's direction: our 12-byte preamble, TLS 1.3 records (handshake, the link
+    key inside an application-data record), then AES-256-GCM frames (4-byte length,
+    ciphertext); the accepting side's: TLS records only (handshake, acknowledgement)."""
+    off, types, frames = (12 if stream[:8] == transport.PREAMBLE else 0), [], []
+    while off < len(stream) and stream[off] in (0x14, 0x15, 0x16, 0x17):
         assert off + 5 <= len(stream), "truncated TLS record header"
         ctype, version, length = struct.unpack("!BHH", stream[off : off + 5])
-        assert ctype in (0x14, 0x15, 0x16, 0x17), f"not a TLS record (type {ctype:#x}) at {off}"
-        assert version in (0x0301, 0x0303) and length <= 16384 + 256
+        assert version in (0x0301, 0x0303) and length <= 16384 + 256, f"not a TLS record at {off}"
         types.append(ctype)
         off += 5 + length
+    while off < len(stream):
+        (n,) = struct.unpack("!I", stream[off : off + 4])
+        assert 16 <= n <= (4 << 20) + 16, f"not an AEAD frame at {off}"
+        frames.append(n)
+        off += 4 + n
     assert off == len(stream)
-    return types
+    return types, frames
 
 
 needs_netns = pytest.mark.skipif(
@@ -139,10 +147,14 @@ def test_a_captured_session_is_tls_only_and_holds_no_exchanged_value(tmp_path, t
     tapped = {role: p.read_bytes() for role, p in taps.items()}
     # positive controls: the capture saw every byte the parties exchanged (plus TLS overhead)
     assert len(captured) > sum(len(t) for t in tapped.values())
+    framed = 0
     for stream in streams.values():
-        types = _tls_record_types(stream)
+        types, frames = _parse_link(stream)
         first_app = types.index(0x17)  # TLS 1.3: everything after the hellos is encrypted
         assert set(types[:first_app]) <= {0x14, 0x16} and set(types[first_app:]) == {0x17}
+        assert (stream[:8] == transport.PREAMBLE) == bool(frames)  # data flows only from the connecting side
+        framed += sum(frames)
+    assert framed > sum(len(t) for t in tapped.values())  # every exchanged byte went inside a frame
     rng = np.random.default_rng(0)
     checked = 0
     for role, data in tapped.items():
@@ -321,3 +333,50 @@ def test_launch_with_a_wrong_identity_for_the_dealer_names_the_dealer(tiny_class
     with pytest.raises(errors.IdentityError) as info:
         launch("mpc.probe_jobs:sleep_job", {"data-owner": {"seconds": 1}}, timeout=90, identities={"dealer": fake})
     assert "dealer" in str(info.value)
+
+
+def test_a_byte_altered_on_the_wire_ends_the_link():
+    """An active attacker on the path (a TCP relay that forwards the TLS handshake untouched, then
+    flips one bit deep inside the data) is detected: the frame fails authentication."""
+    ids = identity.throwaway(["data-owner", "model-owner"])
+    real_port, relay_port = free_port(), free_port()
+    relay = socket.create_server(("127.0.0.1", relay_port))
+
+    def pipe(src, dst, flip_at=None):
+        seen = 0
+        try:
+            while data := src.recv(65536):
+                if flip_at is not None and seen <= flip_at < seen + len(data):
+                    data = bytearray(data)
+                    data[flip_at - seen] ^= 0x01
+                seen += len(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+
+    def run_relay():
+        conn, _ = relay.accept()
+        upstream = socket.create_connection(("127.0.0.1", real_port))
+        threading.Thread(target=pipe, args=(conn, upstream, 150_000), daemon=True).start()
+        threading.Thread(target=pipe, args=(upstream, conn), daemon=True).start()
+
+    threading.Thread(target=run_relay, daemon=True).start()
+    out: dict = {}
+
+    def run(rank, rdv):
+        cfg = transport.MeshConfig(rank=rank, parties=1, rendezvous=("127.0.0.1", rdv),
+                                   identity=ids[identity.role_of_rank(rank, 1)], timeout=15)  # fmt: skip
+        out[rank] = transport.connect_mesh(cfg)
+
+    t0 = threading.Thread(target=run, args=(0, real_port))
+    t0.start()
+    time.sleep(0.2)
+    run(1, relay_port)
+    t0.join(timeout=20)
+    payload = np.arange(40_000, dtype=np.int64).tobytes()  # 320 kB: the flipped byte is inside it
+    out[1].send(0, 7, 0, payload)
+    with pytest.raises(errors.TransportError, match="failed authentication"):
+        out[0].recv(1, 7, 0, timeout=20)
+    for m in out.values():
+        m.close()
+    relay.close()
