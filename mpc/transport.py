@@ -483,7 +483,7 @@ class Mesh:
                     message = memoryview(first)[hs:]
                 else:
                     buf = np.empty(n, dtype=np.uint8)  # decrypted straight into it, frame by frame
-                    view = memoryview(buf)
+                    view = memoryview(buf)  # type: ignore[arg-type]
                     view[:got] = memoryview(first)[hs:]
                     while got < n:
                         size = reader.next_size()
