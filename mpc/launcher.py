@@ -52,6 +52,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return "unknown"
+
+
+def _owner_stamp() -> str:
+    """``PID PIDNS``: a pid means something only in its pid namespace (containers sharing /tmp)."""
+    return f"{os.getpid()} {_pid_namespace()}"
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -67,7 +79,10 @@ def sweep_stale_sessions(root: Path | None = None) -> list[Path]:
     removed = []
     for d in Path(root or tempfile.gettempdir()).glob("smt-session-*"):
         try:
-            pid = int((d / _OWNER).read_text())
+            pid_text, _, ns = (d / _OWNER).read_text().partition(" ")
+            pid = int(pid_text)
+            if ns and ns != _pid_namespace():
+                continue  # another pid namespace's session: its owner is not ours to judge
         except (OSError, ValueError):
             try:  # no owner file: only when clearly abandoned
                 if time.time() - d.stat().st_mtime < 86400:
@@ -86,7 +101,7 @@ def session_dir() -> Path:
     """A new private (0700) session folder that names this process as its owner."""
     sweep_stale_sessions()
     d = Path(tempfile.mkdtemp(prefix="smt-session-"))
-    (d / _OWNER).write_text(str(os.getpid()))
+    (d / _OWNER).write_text(_owner_stamp())
     return d
 
 
@@ -181,7 +196,7 @@ def launch(
     workdir = Path(workdir) if workdir else session_dir()
     workdir.mkdir(parents=True, exist_ok=True)
     if not (workdir / _OWNER).exists():
-        (workdir / _OWNER).write_text(str(os.getpid()))
+        (workdir / _OWNER).write_text(_owner_stamp())
     rendezvous = f"tcp://{rendezvous_host}:{free_port()}"
     ids = identity.throwaway(identity.session_roles(parties))  # per session; keys only travel down pipes
     ids.update(identities or {})

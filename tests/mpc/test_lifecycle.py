@@ -74,3 +74,7 @@ def test_stale_session_folders_are_swept(tmp_path, monkeypatch):
     assert live.stat().st_mode & 0o777 == 0o700
     assert not stale.exists() and live.exists()
     assert sweep_stale_sessions(tmp_path) == [] and live.exists()
+    elsewhere = tmp_path / "smt-session-other-container"  # a dead pid of another pid namespace
+    elsewhere.mkdir()
+    (elsewhere / "owner.pid").write_text(f"{dead.pid} pid:[1]")
+    assert sweep_stale_sessions(tmp_path) == [] and elsewhere.exists()
