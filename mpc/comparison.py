@@ -23,13 +23,15 @@ _PROTOCOL = {"name": "dealer"}
 
 
 P_FIELD = 67  # prime field of the blinded comparison vectors; > 64 + 1, fits a byte
-_CMP_OBSERVERS: list = []  # test hook: callables that see (opened c, this party's message to the dealer)
+_CMP_OBSERVERS: list = []  # test hook: callables that see (opened c, this party's message to the dealer, extras)
 
 
 @contextlib.contextmanager
 def observe_comparisons(fn) -> Iterator[None]:
-    """Within the block, ``fn(c, d)`` sees every opened c and this party's vectors for the dealer
-    (used by the tests that check both are masked)."""
+    """Within the block, ``fn(c, d, extras)`` sees every opened c, this party's vectors for the
+    dealer, and ``extras``: its Z_67 shares ``a`` (which the dealer knows: it dealt them) and the
+    vectors as they were before the zero-sum mask (``unmasked``), for the tests that attack
+    the protocol as the dealer would."""
     _CMP_OBSERVERS.append(fn)
     try:
         yield
@@ -194,8 +196,13 @@ def ltz_many(tensors: Sequence[torch.Tensor], k: int = 64, fuzz: int = 0) -> lis
     Security (semi-honest, dealer not colluding with a party, as for all dealer randomness):
     c is x plus a uniform element of Z_2^k, so it is uniform whatever x is.  Each e_i lies in
     [0, k] < 67, so it is 0 only where stated; s_i e_i is uniform in Z_67^* where e_i != 0,
-    and the uniform rotation puts the (at most one) zero at a uniform position: the dealer's
-    view is a function of beta' alone, a uniform bit (beta is uniform and hidden from it).
+    and the uniform rotation puts the (at most one) zero at a uniform position.  The dealer
+    receives one vector per party, not only their sum, and it knows every party's share of
+    r's bits (it dealt them): without the zero-sum mask, the ratio of two parties' entries
+    cancels s and reveals e's shares, hence c (a review found this and
+    tests/mpc/test_comparison.py mounts the attack).  With the mask, the parties' vectors are
+    a uniformly random additive sharing of their sum, so the dealer's view is a function of
+    the sum alone: of beta', a uniform bit (beta is uniform and hidden from it).
     The parties receive only uniform shares.  Cost: 3 rounds (open c; to the dealer; back);
     per element and party 4 bytes for c (8 if k > 32) plus k-1-fuzz bytes to the dealer; the
     dealer sends party 0 k-1-fuzz bytes and one ring element per element (CrypTen's sign test:
@@ -233,18 +240,26 @@ def ltz_many(tensors: Sequence[torch.Tensor], k: int = 64, fuzz: int = 0) -> lis
     #    computed in chunks so memory stays bounded (n x m int16 temporaries)
     g = crypten.generators["global"][device]
     j = 1 if rank == 0 else 0
-    parts = []
+    world = comm.get().get_world_size()
+    parts, unmasked = [], []
     for lo in range(0, n, _CMP_CHUNK):
         hi = min(n, lo + _CMP_CHUNK)
         beta = prg.random_below((hi - lo,), 2, g, device)
         s = prg.random_below((hi - lo, m), P_FIELD - 1, g, device, dtype=torch.int16) + 1
         rho = prg.random_below((hi - lo, 1), m, g, device)
+        # a zero-sum sharing of 0 over Z_67 from the common key (the dealer has not got it):
+        # party i > 0 adds u_i, party 0 adds -sum(u_i); every party draws all of them in order
+        us = [prg.random_below((hi - lo, m), P_FIELD, g, device, dtype=torch.int16) for _ in range(world - 1)]
+        mask = -sum(us, torch.zeros_like(us[0])) if rank == 0 else us[rank - 1]
         betas.append(beta)
-        parts.append(_blinded(a[lo:hi].to(torch.int16), c_hi[lo:hi], beta, s, rho, j, m, hi_mask))
+        part = _blinded(a[lo:hi].to(torch.int16), c_hi[lo:hi], beta, s, rho, j, m, hi_mask)
+        if _CMP_OBSERVERS:
+            unmasked.append(part.clone())
+        parts.append(torch.remainder(part.to(torch.int16) + mask, P_FIELD).to(torch.uint8))
     d = torch.cat(parts).cpu()
     beta = torch.cat(betas)
     for fn in _CMP_OBSERVERS:
-        fn(c, d)
+        fn(c, d, {"a": a, "unmasked": torch.cat(unmasked).cpu()})
     # 4. the dealer's masked answer
     ttp_rank = comm.get().get_ttp_rank()
     if rank == 0:

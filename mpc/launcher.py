@@ -195,8 +195,10 @@ def launch(
     own = workdir is None  # ours to delete
     workdir = Path(workdir) if workdir else session_dir()
     workdir.mkdir(parents=True, exist_ok=True)
-    if not (workdir / _OWNER).exists():
-        (workdir / _OWNER).write_text(_owner_stamp())
+    owner = workdir / _OWNER
+    deletable = own or (owner.is_file() and owner.read_text() == _owner_stamp())  # a session_dir() of ours
+    if not owner.exists():
+        owner.write_text(_owner_stamp())
     rendezvous = f"tcp://{rendezvous_host}:{free_port()}"
     ids = identity.throwaway(identity.session_roles(parties))  # per session; keys only travel down pipes
     ids.update(identities or {})
@@ -216,8 +218,10 @@ def launch(
                 "--threads", str(threads),
             ]  # fmt: skip
             cmd = [*(prefix_by_role or {}).get(role, []), *cmd]
-            penv = {**_MALLOC, **os.environ, "OMP_NUM_THREADS": str(threads), **(env or {}),
-                    "SMT_SESSION_DIR": str(workdir)}  # fmt: skip
+            penv = {**_MALLOC, **os.environ, "OMP_NUM_THREADS": str(threads), **(env or {})}
+            penv.pop("SMT_SESSION_DIR", None)
+            if deletable:  # an orphaned party deletes the whole folder only when it is a session folder
+                penv["SMT_SESSION_DIR"] = str(workdir)
             penv.update((env_by_role or {}).get(role, {}))
             with open(log_path, "wb") as log_fh:
                 proc = subprocess.Popen(

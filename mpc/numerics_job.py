@@ -78,7 +78,7 @@ def comparison_job(ctx):
         values = torch.tensor(ctx.params["cases"][i][1] if ctx.rank == 0 else [0] * n, dtype=torch.long)
         share = plain(crypten.mpc.MPCTensor(values, src=0, precision=0)._tensor.share)
         seen: list = []
-        with observe_comparisons(lambda c, d, seen=seen: seen.append((c.clone(), d.clone()))):
+        with observe_comparisons(lambda c, d, extras, seen=seen: seen.append((c.clone(), d.clone()))):
             (bits,) = ltz_many([share], k=k, fuzz=fuzz)
         c, d = seen[0]
         d = d.long()
@@ -95,3 +95,21 @@ def comparison_job(ctx):
             out.append({"bits": revealed.long().tolist(), "c": c.tolist(), "zeros": (view == 0).sum(-1).tolist(),
                         "zero_at": torch.where((view == 0).any(-1), (view == 0).long().argmax(-1), -1).tolist()})  # fmt: skip
     return out if ctx.rank == 0 else None
+
+
+def comparison_view_job(ctx):
+    """One comparison of ``n`` values at width ``k``; every computing party returns what the dealer
+    receives from it (``d``), what the dealer knows of it (its Z_67 shares ``a``) and, for the
+    test's positive control, its vectors before the zero-sum mask; the data owner adds c.
+    Test-only: tests/mpc/test_comparison.py attacks this view as the dealer would."""
+    from mpc.comparison import ltz_many, observe_comparisons
+
+    k, n = comm.get().broadcast_obj((ctx.params["k"], len(ctx.params["values"])) if ctx.rank == 0 else None, 0)
+    values = torch.tensor(ctx.params["values"] if ctx.rank == 0 else [0] * n, dtype=torch.long)
+    share = plain(crypten.mpc.MPCTensor(values, src=0, precision=0)._tensor.share)
+    seen: list = []
+    with observe_comparisons(lambda c, d, extras: seen.append((c.clone(), d.clone(), extras))):
+        ltz_many([share], k=k)
+    c, d, extras = seen[0]
+    return {"rank": ctx.rank, "c": c.tolist(), "d": d.long().tolist(), "a": extras["a"].long().tolist(),
+            "unmasked": extras["unmasked"].long().tolist()}  # fmt: skip

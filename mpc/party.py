@@ -173,8 +173,14 @@ def _identity(args, params: dict):
                                  "every role's certificate (smt identity create)")  # fmt: skip
     if ident.role != expected:
         raise ConfigurationError(f"identity is for {ident.role!r} but this party is {expected!r} (rank {args.rank})")
+    seen: dict[str, str] = {}
     for r in range(args.world_size + 1):
-        ident.peer_cert(identity.role_of_rank(r, args.world_size))  # every peer pinned, or a clear error
+        role = identity.role_of_rank(r, args.world_size)
+        fp = ident.peer_fingerprint(role)  # every peer pinned, or a clear error
+        if fp in seen:
+            raise ConfigurationError(f"roles {seen[fp]} and {role} are configured with the same certificate {fp}; "
+                                     "each role needs its own key (smt identity create)")  # fmt: skip
+        seen[fp] = role
     return ident
 
 

@@ -18,8 +18,10 @@ CUDA.  Here instead:
   random functions, ``manual_seed`` and in-place samplers raise, so a regression that draws a
   secret from torch fails loudly (tests/mpc/test_randomness.py).
 
-Uniform integers below a bound (the comparison's multipliers, rotations, Z_67 shares) are
-64-bit keystream words reduced mod the bound: statistical distance below bound / 2^64 each.
+Uniform integers below a bound (the comparison's multipliers, rotations, masks, Z_67 shares)
+are exact rejection samples on keystream bytes for bounds up to 256 (the draw is a function of
+the stream, so two holders of a key stay in step as long as they make the same calls), and
+64-bit words reduced mod the bound above that (statistical distance below bound / 2^64).
 """
 
 from __future__ import annotations
@@ -64,8 +66,16 @@ def keyed_generator(key: bytes, device="cpu") -> torch.Generator:
     if device.type == "cuda":
         key = derive(key, "cuda")
     enc = Cipher(algorithms.AES(key), modes.CTR(bytes(16))).encryptor()
+    gid = id(gen)
+
+    def forget(_ref, gid=gid) -> None:  # the generator is gone: drop its key
+        with _LOCK:
+            hit = _KEYS.get(gid)
+            if hit is not None and hit[0]() is None:
+                del _KEYS[gid]
+
     with _LOCK:
-        _KEYS[id(gen)] = (weakref.ref(gen), key, enc)
+        _KEYS[gid] = (weakref.ref(gen, forget), key, enc)
     return gen
 
 
@@ -252,12 +262,14 @@ def _setup_prng_keys() -> None:
     else:
         prev_key = next_key
     keys = {"prev": prev_key, "next": next_key, "local": local_key, "global": global_key}
-    devices = [torch.device("cpu")]
-    if torch.cuda.is_available():
-        devices += [torch.device("cuda")] + [torch.device(f"cuda:{i}") for i in range(torch.cuda.device_count())]
+    cuda = [torch.device("cuda")] + [torch.device(f"cuda:{i}") for i in range(torch.cuda.device_count())] \
+        if torch.cuda.is_available() else []  # fmt: skip
     for name, key in keys.items():
-        for device in devices:
-            crypten.generators[name][device] = keyed_generator(key, device)
+        crypten.generators[name][torch.device("cpu")] = keyed_generator(key)
+        if cuda:  # one stream object for every CUDA alias: two handles on one key would repeat it
+            cuda_gen = keyed_generator(key, "cuda")
+            for device in cuda:
+                crypten.generators[name][device] = cuda_gen
 
 
 def _ttp_server_setup(self) -> None:

@@ -172,14 +172,24 @@ class TlsProcessGroup(dist.ProcessGroup):
         return _Done(tensors, lambda: [self._take(k, t) for k, t in zip(tickets, tensors, strict=True)])
 
     def _reduce_into(self, tensors, sources, op_name):
-        tickets = [[self._post(s, _TAG_REDUCE) for _ in tensors] for s in sources]
+        """Reduce in group-rank order (0, 1, ...) on every rank, so floating-point results agree."""
+        tickets = {src: [self._post(src, _TAG_REDUCE) for _ in tensors] for src in sources}
 
         def finish():
-            for per_src in tickets:
-                for ticket, t in zip(per_src, tensors, strict=True):
-                    tmp = torch.empty(t.shape, dtype=t.dtype)
-                    self._take(ticket, tmp)
-                    _REDUCE[op_name](t, tmp.to(t.device))
+            for i, t in enumerate(tensors):
+                own = t.clone()
+                acc = None
+                for p in range(self.size()):
+                    if p == self.rank():
+                        v = own
+                    elif p in tickets:
+                        v = torch.empty(t.shape, dtype=t.dtype)
+                        self._take(tickets[p][i], v)
+                        v = v.to(t.device)
+                    else:
+                        continue
+                    acc = v.clone() if acc is None else _REDUCE[op_name](acc, v)
+                t.copy_(acc)
         return finish
 
     def allreduce(self, tensors, opts):

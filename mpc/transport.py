@@ -108,12 +108,17 @@ class TlsLink:
     """A TLS 1.3 connection driven through memory BIOs, used for the handshake, the key and the
     acknowledgement (steps 2-3 of the module docstring)."""
 
-    def __init__(self, raw: socket.socket, ctx: ssl.SSLContext, *, server_side: bool):
+    def __init__(self, raw: socket.socket, ctx: ssl.SSLContext, *, server_side: bool, deadline: float):
         self.raw = raw
+        self.deadline = deadline  # the whole handshake and key exchange, however slowly the peer sends
         self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
         self._obj = ctx.wrap_bio(self._in, self._out, server_side=server_side)
 
     def _pump(self) -> None:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the TLS handshake did not finish in time")
+        self.raw.settimeout(min(left, 30.0))
         data = self.raw.recv(65536)
         if not data:
             raise ConnectionError("the peer closed the connection")
@@ -309,7 +314,7 @@ def _connect(cfg: MeshConfig, addr: tuple[str, int], peer: int, deadline: float)
     raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small messages are rounds: never wait for Nagle
     raw.sendall(PREAMBLE + struct.pack("!I", cfg.rank))
     raw.settimeout(min(30.0, _remaining(deadline, f"handshaking with {role}")))
-    tls = TlsLink(raw, ctx, server_side=False)
+    tls = TlsLink(raw, ctx, server_side=False, deadline=deadline)
     try:
         tls.handshake()
     except ssl.SSLCertVerificationError as err:
@@ -365,7 +370,7 @@ def _accept(cfg: MeshConfig, listener: socket.socket, deadline: float, seen: set
         raise IdentityError(f"refused a connection from {where}: it claims rank {peer}, which is not an expected peer")
     role = cfg.role(peer)
     expected = cfg.identity.peer_fingerprint(role)
-    tls = TlsLink(raw, _context(cfg.identity, role, server=True), server_side=True)
+    tls = TlsLink(raw, _context(cfg.identity, role, server=True), server_side=True, deadline=deadline)
     try:
         tls.handshake()
     except (ssl.SSLError, OSError) as err:
@@ -498,6 +503,7 @@ class Mesh:
                     box["n_in"] += 1
                     self._cond.notify_all()
         except Exception as err:  # noqa: BLE001 - recorded, raised to whoever waits on this peer
+            reader.close()  # a link that failed authentication carries nothing more
             with self._cond:
                 self._failed[peer] = err
                 self._cond.notify_all()

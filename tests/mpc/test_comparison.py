@@ -99,3 +99,55 @@ def test_opened_value_is_uniform_for_a_constant_input(results):
         assert abs(c.mean() - 0.5) < 0.05
         hist = np.histogram(c, bins=8, range=(0, 1))[0]
         assert hist.min() > N_MASK / 8 * 0.6
+
+
+# ------------------------------------------------------------------------------------------
+# the dealer as an attacker: it knows every party's Z_67 shares of r's bits (it dealt them) and
+# receives each party's vector separately
+
+
+def _dealer_attack(a0, a1, d0, d1, m):
+    """Every (public side q, sigma) consistent with what the dealer sees of one element, found
+    by decoding q from the top bit down for every rotation; e_j as in comparison._blinded."""
+    p = 67
+    found = []
+    for rho in range(m):
+        for sigma in (1, p - 1):
+            stack = [(m - 1, [], (0, 0))]  # (position, q bits above it (top first), suffixes)
+            while stack:
+                t, qs, (s0, s1) = stack.pop()
+                if t < 0:
+                    found.append((tuple(reversed(qs)), sigma))
+                    continue
+                pos = (t - rho) % m  # where position t landed after the rotation
+                for q in (0, 1):
+                    e0 = (s0 + 1 + sigma * (q - a0[t])) % p
+                    e1 = (s1 + sigma * (-a1[t])) % p
+                    if (d0[pos] * e1 - d1[pos] * e0) % p == 0 and (e0 or e1):
+                        w0, w1 = (a0[t] + q - 2 * q * a0[t]) % p, (a1[t] - 2 * q * a1[t]) % p
+                        stack.append((t - 1, [*qs, q], ((s0 + w0) % p, (s1 + w1) % p)))
+    return found
+
+
+def test_the_dealer_cannot_recover_c_from_the_parties_separate_vectors():
+    """The attack a review found (before the zero-sum mask): from a_0, a_1 and d_0, d_1 the
+    dealer decodes c's bits.  Positive control: on the unmasked vectors it recovers c for
+    nearly every element; on what it really receives, for none."""
+    k, m = 12, 11
+    values = [rng.randint(-(1 << 10), 1 << 10) for _ in range(60)]
+    out = launch("mpc.numerics_job:comparison_view_job", {"data-owner": {"k": k, "values": values}}, timeout=300)
+    p0, p1 = out.reports["data-owner"]["result"], out.reports["model-owner"]["result"]
+    c_hi = [c & ((1 << m) - 1) for c in p0["c"]]
+
+    def recovered(d0, d1):
+        hits = 0
+        for i in range(len(values)):
+            for q, sigma in _dealer_attack(p0["a"][i], p1["a"][i], d0[i], d1[i], m):
+                beta = 0 if sigma == 1 else 1
+                if sum(b << t for t, b in enumerate(q)) - beta == c_hi[i]:
+                    hits += 1
+                    break
+        return hits
+
+    assert recovered(p0["unmasked"], p1["unmasked"]) >= 0.9 * len(values)  # the attack works
+    assert recovered(p0["d"], p1["d"]) <= 2  # what the dealer really gets: nothing beyond chance

@@ -380,3 +380,17 @@ def test_a_byte_altered_on_the_wire_ends_the_link():
     for m in out.values():
         m.close()
     relay.close()
+
+
+def test_one_certificate_configured_for_two_roles_is_refused():
+    """Otherwise one key holder could claim both ranks."""
+    from argparse import Namespace
+
+    from mpc import party
+
+    ids = identity.throwaway(identity.session_roles(2))
+    own = ids["data-owner"]
+    peers = {**own.peers, "dealer": ids["model-owner"].cert_pem}
+    params = {"identity": identity.Identity(role="data-owner", key_pem=own.key_pem, cert_pem=own.cert_pem, peers=peers).to_params()}
+    with pytest.raises(errors.ConfigurationError, match="same certificate"):
+        party._identity(Namespace(rank=0, world_size=2, identity_dir=None), params)
