@@ -95,10 +95,18 @@ def _write(path: Path | None, payload: dict) -> None:
 
 
 def _tap_writer():
-    """With SMT_WIRETAP=path, append the raw bytes of everything this party receives."""
+    """With SMT_WIRETAP=path (and SMT_TEST_HOOKS=1: tests only), append the raw bytes of everything
+    this party receives.  Without SMT_TEST_HOOKS a stray SMT_WIRETAP is refused: the tap would put
+    revealed outputs and opened values on disk."""
     target = os.environ.get("SMT_WIRETAP")
     if not target:
         return None
+    if os.environ.get("SMT_TEST_HOOKS") != "1":
+        from mpc.errors import ConfigurationError
+
+        raise ConfigurationError("SMT_WIRETAP is set in a party's environment; it records every received byte "
+                                 "and is for the test suite only (with SMT_TEST_HOOKS=1): unset it")  # fmt: skip
+    log.warning("wiretap on: every received byte goes to %s (test hook)", target)
     import pickle
 
     import torch

@@ -78,3 +78,17 @@ def test_stale_session_folders_are_swept(tmp_path, monkeypatch):
     elsewhere.mkdir()
     (elsewhere / "owner.pid").write_text(f"{dead.pid} pid:[1]")
     assert sweep_stale_sessions(tmp_path) == [] and elsewhere.exists()
+
+
+def test_a_stray_wiretap_setting_is_refused_outside_the_tests(tmp_path):
+    """SMT_WIRETAP records every received byte (revealed outputs included): a party refuses it
+    unless the test suite also sets SMT_TEST_HOOKS=1."""
+    import pytest
+
+    from mpc import errors
+    from mpc.launcher import launch
+
+    with pytest.raises(errors.ConfigurationError, match="SMT_WIRETAP is set"):
+        launch("mpc.probe_jobs:sleep_job", {"data-owner": {"seconds": 0}}, timeout=120,
+               env_by_role={"data-owner": {"SMT_WIRETAP": str(tmp_path / "tap.bin")}})  # fmt: skip
+    assert not (tmp_path / "tap.bin").exists()

@@ -131,7 +131,7 @@ def test_a_captured_session_is_tls_only_and_holds_no_exchanged_value(tmp_path, t
         texts = ["the parcel arrived damaged", "please reset my password"]
         prefix = ["ip", "netns", "exec", ns]
         res = run_inference(texts, model=tiny_classifier_dir, max_length=16, timeout=180,
-                            env_by_role={r: {"SMT_WIRETAP": str(p)} for r, p in taps.items()},
+                            env_by_role={r: {"SMT_WIRETAP": str(p), "SMT_TEST_HOOKS": "1"} for r, p in taps.items()},
                             launch_options={"prefix_by_role": dict.fromkeys(("data-owner", "model-owner", "dealer"), prefix)})  # fmt: skip
         time.sleep(1.0)
         dump.send_signal(signal.SIGINT)

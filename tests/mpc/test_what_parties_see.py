@@ -21,7 +21,7 @@ TEXTS = ["Patient Jane Roe has stage two melanoma.", "Salary 123456 EUR for empl
 def test_model_owner_never_sees_tokens_and_data_owner_never_sees_weights(tmp_path):
     taps = {role: tmp_path / f"{role}.bin" for role in ("data-owner", "model-owner")}
     res = run_inference(TEXTS, model="minilm", timeout=300,
-                        env_by_role={r: {"SMT_WIRETAP": str(p)} for r, p in taps.items()})  # fmt: skip
+                        env_by_role={r: {"SMT_WIRETAP": str(p), "SMT_TEST_HOOKS": "1"} for r, p in taps.items()})  # fmt: skip
     seen_by_model_owner = taps["model-owner"].read_bytes()
     seen_by_data_owner = taps["data-owner"].read_bytes()
 
