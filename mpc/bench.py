@@ -43,6 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _token_ids(cfg: BertConfig, batch: int, seq_len: int) -> list[list[int]]:
+    # public benchmark inputs, drawn in the bench driver (not a party): seeded so runs compare
     g = torch.Generator().manual_seed(1234)
     ids = torch.randint(1000, cfg.vocab_size, (batch, seq_len), generator=g)
     ids[:, 0], ids[:, -1] = 101, 102  # [CLS] ... [SEP]

@@ -142,7 +142,7 @@ def _bert_base_random_dir() -> Path:
     from transformers import BertConfig as HFBertConfig
     from transformers import BertModel
 
-    torch.manual_seed(0)
+    torch.manual_seed(0)  # a public random benchmark model, made once outside any party: nothing secret
     tmp = cache.with_name(cache.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     BertModel(HFBertConfig()).eval().save_pretrained(tmp)

@@ -190,7 +190,7 @@ def _refuse(name: str):
 
 
 class _GuardedGenerator(_Generator):
-    def manual_seed(self, seed):  # type: ignore[override]
+    def manual_seed(self, seed):  # type: ignore[override]  # the guard itself: it only raises
         raise InsecureRandomness("torch.Generator.manual_seed was called in a party process; "
                                  "use mpc.prg.keyed_generator")  # fmt: skip
 

@@ -17,7 +17,7 @@ def torch_random_job(ctx) -> dict:
     """Draws from torch's generator as careless code would: must fail (InsecureRandomness)."""
     import torch
 
-    torch.randint(0, 2**62, (4,))
+    torch.randint(0, 2**62, (4,))  # test-only: the guard of mpc/prg.py must make this raise
     return {"drew": True}
 
 

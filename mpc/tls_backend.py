@@ -207,10 +207,8 @@ class TlsProcessGroup(dist.ProcessGroup):
             return _Done(tensors)
         return _Done(tensors, self._reduce_into(tensors, self._others(), op))
 
-    def allgather(self, output_tensors, input_tensors, opts=None):
-        for peer in self._others():
-            for t in input_tensors:
-                self._send(peer, _TAG_GATHER, t)
+    def _collect(self, output_tensors, input_tensors) -> _Done:
+        """output_tensors[i][p] = rank p's input_tensors[i], this rank's own copied in place."""
         tickets = {p: [self._post(p, _TAG_GATHER) for _ in input_tensors] for p in self._others()}
 
         def finish():
@@ -222,22 +220,19 @@ class TlsProcessGroup(dist.ProcessGroup):
                         self._take(tickets[p][i], output_tensors[i][p])
         return _Done(output_tensors, finish)
 
+    def allgather(self, output_tensors, input_tensors, opts=None):
+        for peer in self._others():
+            for t in input_tensors:
+                self._send(peer, _TAG_GATHER, t)
+        return self._collect(output_tensors, input_tensors)
+
     def gather(self, output_tensors, input_tensors, opts):
         root = opts.rootRank
         if self.rank() != root:
             for t in input_tensors:
                 self._send(root, _TAG_GATHER, t)
             return _Done()
-        tickets = {p: [self._post(p, _TAG_GATHER) for _ in input_tensors] for p in self._others()}
-
-        def finish():
-            for i, t in enumerate(input_tensors):
-                for p in range(self.size()):
-                    if p == root:
-                        output_tensors[i][p].copy_(t)
-                    else:
-                        self._take(tickets[p][i], output_tensors[i][p])
-        return _Done(output_tensors, finish)
+        return self._collect(output_tensors, input_tensors)
 
     def scatter(self, output_tensors, input_tensors, opts):
         root = opts.rootRank

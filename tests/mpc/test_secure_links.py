@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mpc import errors, identity, transport
+from mpc import errors, identity, links, transport
 from mpc.api import run_inference
 from mpc.launcher import free_port, launch
 
@@ -260,7 +260,7 @@ def test_a_relay_in_the_middle_with_its_own_certificate_is_refused():
     relay.listen(8)
     relay_id = identity.Identity(role="data-owner", key_pem=relay_key, cert_pem=relay_cert,
                                  peers={"model-owner": relay_cert, "dealer": relay_cert})  # fmt: skip
-    server_ctx = transport._context(relay_id, "model-owner", server=True)
+    server_ctx = links.tls_context(relay_id, "model-owner", server=True)
     server_ctx.verify_mode = ssl.CERT_OPTIONAL
     seen = []
 
