@@ -41,6 +41,15 @@ def _cmd_party(args: argparse.Namespace) -> int:
     return party.run(args)
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from mpc import service
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s service %(levelname)s %(message)s")
+    return service.run(service.config_from_args(args))
+
+
 def _cmd_embed(args: argparse.Namespace) -> int:
     from mpc import run_inference
 
@@ -113,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("party", help="run one MPC party (any host)")
     party_parser(p)
     p.set_defaults(func=_cmd_party)
+
+    from mpc.service import build_parser as serve_parser
+
+    p = sub.add_parser("serve", help="run the model-owner or dealer party service (mpc/service.py)")
+    serve_parser(p)
+    p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("identity", help="a role's key pair and certificate for the TLS links (mpc/identity.py)")
     p.add_argument("action", choices=["create", "show"], help="create ROLE's key in DIR, or show the fingerprints in DIR")

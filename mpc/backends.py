@@ -26,7 +26,21 @@ from mpc.protocols import ReusedWeightMask, matmul_raw, mul_many, plain
 
 
 class SecureOps:
+    """``weight_masks`` (a persistent model session, mpc/model_session.py): the weight matrices
+    whose Beaver mask was opened once for the whole session; products with them open only the
+    activations' masks."""
+
     name = "secure"
+
+    def __init__(self, weight_masks: dict[int, ReusedWeightMask] | None = None):
+        self.weight_masks = weight_masks or {}
+
+    def _product(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        mask = self.weight_masks.get(id(w))
+        if mask is None:
+            return matmul_raw(x, w)
+        lead = x.shape[:-1]
+        return mask.matmul_raw(x.reshape(-1, x.shape[-1]), w).reshape(*lead, w.shape[-1])
 
     # layout ------------------------------------------------------------------------------
     def reshape(self, x: Fx, *shape: int) -> Fx:
@@ -47,7 +61,7 @@ class SecureOps:
     # linear algebra ----------------------------------------------------------------------
     def matmul(self, a: Fx, b: Fx, *, kind: str = "linear") -> Fx:
         with component(kind):
-            raw = matmul_raw(a.share, b.share)
+            raw = self._product(a.share, b.share)
             if a.bits + b.bits == F:
                 return Fx(raw, F)
             (out,) = nx.truncate([(Fx(raw, a.bits + b.bits), F)])
@@ -64,7 +78,7 @@ class SecureOps:
             return self.layer_norm(self.linear(x, w, b) + residual, g, beta, eps)
         n = w.share.shape[-1]
         with component("linear"):
-            raw = matmul_raw(x.share, w.share)  # 2F bits
+            raw = self._product(x.share, w.share)  # 2F bits
         with component("layernorm"):
             rest = b + residual
             y, m1, m2 = nx.truncate_by([
@@ -83,7 +97,7 @@ class SecureOps:
         """
         vocab = word.share.shape[0]
         with component("embedding"):
-            lookup = ReusedWeightMask(word.share)
+            lookup = self.weight_masks.get(id(word.share)) or ReusedWeightMask(word.share)
             rows = []
             for start in range(0, n_tokens, block):
                 stop = min(n_tokens, start + block)
@@ -92,8 +106,9 @@ class SecureOps:
                 else:
                     onehot = torch.zeros(stop - start, vocab, dtype=torch.float64)
                 share = plain(crypten.cryptensor(onehot, src=0, precision=0, device=word.share.device)._tensor.share)
-                rows.append(lookup.matmul_raw(share))
-            lookup.close()
+                rows.append(lookup.matmul_raw(share, word.share))
+            if id(word.share) not in self.weight_masks:
+                lookup.close()
             return Fx(torch.cat(rows), word.bits)
 
     def mul_mask(self, x: Fx, mask_int: torch.Tensor) -> Fx:

@@ -68,11 +68,12 @@ _CHECKS = {
     "smt_wfree": lambda a: (_key(a[0], "key"),),
     "smt_cmp_prep": lambda a: (_n(a[0], "n"), _int(a[1], "k", 2, 64), *(_int(x, "fuzz", 0, 62) for x in a[2:3])),
     "smt_cmp_answer": lambda a: (_n(a[0], "n"), _int(a[1], "m", 1, 64)),
+    "smt_status": lambda a: (),
 }
 _ARITY = {"additive": (3, 3), "square": (1, 1), "binary": (2, 2), "wraps": (1, 1), "B2A": (1, 1),
           "smt_trunc": (2, 3), "smt_mtriple": (2, 2), "smt_wmask": (2, 2), "smt_wtriple": (2, 2),
-          "smt_wfree": (1, 1), "smt_cmp_prep": (2, 3), "smt_cmp_answer": (2, 2)}  # fmt: skip
-BATCHABLE = set(_CHECKS) - {"smt_cmp_answer"}
+          "smt_wfree": (1, 1), "smt_cmp_prep": (2, 3), "smt_cmp_answer": (2, 2), "smt_status": (0, 0)}  # fmt: skip
+BATCHABLE = set(_CHECKS) - {"smt_cmp_answer", "smt_status"}
 
 
 def _op(v):
@@ -127,11 +128,27 @@ def check_request(message) -> tuple[str, str, tuple, dict]:
     return message["function"], device, tuple(message["args"]), kwargs
 
 
-def serve() -> None:
-    """Run the dealer for one session (rank = number of computing parties) until party 0 ends it."""
+def serve(*, service: bool = False) -> None:
+    """Run the dealer for one session (rank = number of computing parties) until party 0 ends it.
+
+    As a service's session (``service``): SIGTERM ends it at once between two inferences of a
+    model session (after an ``smt_status`` answer), else after the running inference."""
     from mpc._crypten import comm, crypten, ttp_provider
+    from mpc.model_session import _DRAIN, Drained, install_drain_handler
     from mpc.protocols import install_dealer_functions
 
+    if service:
+        _DRAIN["busy"] = True  # set-up counts as busy; smt_status marks the idle points
+        install_drain_handler()
+        try:
+            return _serve_loop(comm, crypten, ttp_provider, install_dealer_functions, _DRAIN)
+        except Drained:
+            log.info("dealer: drained (SIGTERM between inferences)")
+            return None
+    return _serve_loop(comm, crypten, ttp_provider, install_dealer_functions, None)
+
+
+def _serve_loop(comm, crypten, ttp_provider, install_dealer_functions, drain) -> None:
     install_dealer_functions()
     crypten.init()
     server = object.__new__(ttp_provider.TTPServer)  # CrypTen's __init__ would run its unchecked loop
@@ -142,6 +159,8 @@ def serve() -> None:
     ttp_rank = comm.get().get_ttp_rank()
     while True:
         message = comm.get().recv_obj(0, server.ttp_group)
+        if drain is not None:
+            drain["busy"] = True
         if message == "terminate":
             log.info("dealer: session ended by the data owner")
             return
@@ -150,3 +169,5 @@ def serve() -> None:
         result = getattr(server, function)(*args, **kwargs)
         comm.get().send_obj(result.size(), 0, server.ttp_group)
         comm.get().broadcast(result, ttp_rank, server.comm_group)
+        if drain is not None and function == "smt_status":
+            drain["busy"] = False  # between two inferences: SIGTERM may end the session now

@@ -58,3 +58,12 @@ class DealerRequestError(ProtocolError):
 
 class InsecureRandomness(ProtocolError):
     """A secret value was about to come from a generator not keyed from the OS's CSPRNG."""
+
+
+class ServiceRefused(TransportError):
+    """A party service refused a request (``code``: busy, draining, unknown-session, not-allowed,
+    bad-request, wrong-model); the message names the service's endpoint and the reason."""
+
+    def __init__(self, message: str, *, code: str = "refused"):
+        super().__init__(message)
+        self.code = code

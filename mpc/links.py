@@ -43,6 +43,7 @@ from mpc.errors import TransportError
 from mpc.identity import Identity
 
 PREAMBLE = b"SMT-TLS1"
+SERVICE_PREAMBLE = b"SMT-SVC1"  # a connection to a party service (mpc/service.py): TLS follows at once
 MAX_HELLO = 1 << 20
 
 
@@ -79,6 +80,27 @@ def tls_context(identity: Identity, peer_role: str, *, server: bool) -> ssl.SSLC
     return ctx
 
 
+def tls_server_context(identity: Identity, trusted_pems: list[str]) -> ssl.SSLContext:
+    """A service's side: any of ``trusted_pems`` may connect (the caller maps the fingerprint
+    it presented to a role and refuses what it does not expect)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(cadata="".join(trusted_pems))
+    with _pem_file(identity.cert_pem) as cert, _pem_file(identity.key_pem) as key:
+        ctx.load_cert_chain(cert, key)
+    ctx.num_tickets = 0
+    return ctx
+
+
+def link_keys(key: bytes, low: int, high: int) -> tuple[bytes, bytes]:
+    """One service link carries both directions: (key low->high, key high->low), derived
+    from the 256-bit key the lower rank sent inside TLS (HKDF-SHA256, distinct labels)."""
+    from mpc.prg import derive
+
+    return derive(key, f"link {low}->{high}"), derive(key, f"link {high}->{low}")
+
+
 _FRAME = 4 << 20  # plaintext bytes per AEAD frame
 ACK = b"SMT-OK"
 
@@ -98,10 +120,10 @@ class TlsLink:
         if left <= 0:
             raise TimeoutError("the TLS handshake did not finish in time")
         self.raw.settimeout(min(left, 30.0))
-        data = self.raw.recv(65536)
-        if not data:
-            raise ConnectionError("the peer closed the connection")
-        self._in.write(data)
+        # exactly one TLS record (5-byte header, then its body): what follows the last record
+        # of the exchange belongs to the AEAD frames and must stay in the socket
+        head = recv_exact(self.raw, 5)
+        self._in.write(bytes(head) + bytes(recv_exact(self.raw, struct.unpack("!H", head[3:5])[0])))
 
     def _flush(self) -> None:
         data = self._out.read()
@@ -136,6 +158,17 @@ class TlsLink:
             except ssl.SSLZeroReturnError:
                 raise ConnectionError("the peer closed the TLS channel") from None
         return out
+
+    def send_msg(self, obj: dict) -> None:
+        """A control message inside TLS: 4-byte length, then JSON."""
+        data = json.dumps(obj).encode()
+        self.send(struct.pack("!I", len(data)) + data)
+
+    def recv_msg(self) -> dict:
+        (n,) = struct.unpack("!I", self.recv_exact(4))
+        if n > MAX_HELLO:
+            raise TransportError(f"control message of {n} bytes is too large")
+        return json.loads(self.recv_exact(n))
 
     def drained(self) -> bool:
         """Nothing left over in TLS: from here the socket carries AEAD frames only."""

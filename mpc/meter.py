@@ -68,6 +68,13 @@ class Meter:
             c.bytes += nbytes
             c.dealer_bytes += dealer
 
+    def reset(self) -> None:
+        """Start counting afresh (one inference of a persistent model session)."""
+        self.total = Counter()
+        self.scopes = defaultdict(Counter)
+        self.tags = defaultdict(Counter)
+        self.components = defaultdict(Counter)
+
     def report(self) -> dict:
         return {
             **self.total.as_dict(),

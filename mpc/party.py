@@ -61,7 +61,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--role", required=True, choices=ROLES)
     p.add_argument("--rank", required=True, type=int)
     p.add_argument("--world-size", required=True, type=int, help="computing parties (dealer excluded)")
-    p.add_argument("--rendezvous", required=True, help="tcp://HOST:PORT: the data owner's TLS listening address")
+    p.add_argument("--rendezvous", help="tcp://HOST:PORT: the data owner's TLS listening address (not with "
+                   "services: their sessions get their links from mpc/service.py)")
     p.add_argument("--identity-dir", type=Path, help="this role's KEY and every role's certificate (smt identity create)")
     p.add_argument("--advertise", help="address the other parties reach this one at (default: the local "
                    "address that routes to the rendezvous); this party listens only there")
@@ -202,7 +203,13 @@ def run(args: argparse.Namespace) -> int:
         _watch_launcher([p for p in (args.report, params.get("output")) if p])
     from mpc import tls_backend, transport
 
-    host, port = tls_backend.parse_rendezvous(args.rendezvous)
+    service = params.pop("mesh", None)  # a session of a party service (mpc/service.py, mpc/client.py)
+    if service is None:
+        if not args.rendezvous:
+            raise SystemExit("--rendezvous tcp://HOST:PORT is required")
+        host, port = tls_backend.parse_rendezvous(args.rendezvous)
+    else:
+        host, port = "service.invalid", 1  # no rendezvous: links are dialled to and handed over by services
     os.environ.update(
         RANK=str(args.rank),
         WORLD_SIZE=str(args.world_size),
@@ -222,13 +229,22 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         tls_backend.check_secure_environment()
-        tls_backend.configure(transport.MeshConfig(
-            rank=args.rank, parties=args.world_size, rendezvous=(host, port), identity=_identity(args, params),
-            timeout=args.connect_timeout, advertise=args.advertise))  # fmt: skip
+        if service is None:
+            tls_backend.configure(transport.MeshConfig(
+                rank=args.rank, parties=args.world_size, rendezvous=(host, port), identity=_identity(args, params),
+                timeout=args.connect_timeout, advertise=args.advertise))  # fmt: skip
+        else:
+            import socket
+
+            inbox = socket.socket(fileno=int(service["inbox_fd"])) if service.get("inbox_fd") is not None else None
+            tls_backend.configure(transport.ServiceMeshConfig(
+                rank=args.rank, parties=args.world_size, identity=_identity(args, params), session=service["session"],
+                endpoints={int(r): (h, int(p)) for r, (h, p) in service["endpoints"].items()}, inbox=inbox,
+                timeout=args.connect_timeout, open=service.get("open")))  # fmt: skip
         if args.role == "dealer":
             from mpc.dealer import serve
 
-            _profiled(args, serve)
+            _profiled(args, lambda: serve(service=service is not None))
             _write(args.report, {"role": args.role, "rank": args.rank, "seconds": time.perf_counter() - t0})
             return 0
         crypten.init()

@@ -221,9 +221,10 @@ def _dealer_batch(self, requests):  # dealer: several requests of party 0 in one
 
 
 def _dealer_functions() -> dict:
-    from mpc import comparison
+    from mpc import comparison, model_session
 
     return {
+        "smt_status": model_session.dealer_status,
         "smt_batch": _dealer_batch,
         "smt_trunc": _dealer_trunc,
         "smt_mtriple": _dealer_mtriple,
@@ -450,10 +451,18 @@ class ReusedWeightMask:
     The dealer deals shares of a uniform b once, and for every block a fresh uniform a_i with
     shares of c_i = a_i @ b.  The parties open delta = W - b once and eps_i = X_i - a_i per
     block; X_i @ W = c_i + eps_i @ b + a_i @ delta + eps_i @ delta.
+
     Why the reuse reveals nothing more: every opened value is a secret minus an independent
     uniform mask (b once, for the one value W; each a_i once), exactly the view of a single
-    Beaver product of the stacked blocks.  It keeps memory bounded by the block size (a
-    one-hot block is rows x vocabulary) instead of the whole batch.
+    Beaver product of the stacked blocks [X_1; X_2; ...] @ W.  This holds for any number of
+    blocks, in one inference or across the inferences of a persistent model session
+    (mpc/model_session.py), *as long as W is the same secret*: with a second secret W', the
+    openings W - b and W' - b would reveal W - W'.  So a mask is bound to the one share tensor
+    it was opened for, and ``matmul_raw`` refuses any other (``MaskReuseError``); a new model
+    session (new weights, or a renewal) draws a new b.
+
+    It also keeps memory bounded by the block size (a one-hot block is rows x vocabulary)
+    instead of the whole batch.
     """
 
     _next = 0
@@ -467,14 +476,21 @@ class ReusedWeightMask:
         self.device = w.device
         self.gen = self.client.get_generator(device=w.device)
         self.rank0 = comm.get().get_rank() == 0
+        self.weight = w  # the one secret this mask may be used with
+        self.uses = 0
         if self.rank0:
             self.client.ttp_request("smt_wmask", w.device, w.size(), self.key)
         self.b = plain(generate_random_ring_element(w.size(), generator=self.gen, device=w.device))
         self.delta = comm.get().all_reduce(w - self.b)
 
-    def matmul_raw(self, x: torch.Tensor) -> torch.Tensor:
+    def matmul_raw(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """x @ w for the weight share ``w`` this mask was opened for (anything else raises)."""
         from crypten.common.rng import generate_random_ring_element
 
+        if w is not self.weight:
+            raise MaskReuseError("a weight mask was offered another weight tensor than the one it was opened for; "
+                                 "reusing it would reveal the difference of the two secrets")  # fmt: skip
+        self.uses += 1
         a = plain(generate_random_ring_element(x.size(), generator=self.gen, device=self.device))
         if self.rank0:
             c = plain(self.client.ttp_request("smt_wtriple", self.device, x.size(), self.key))
@@ -487,6 +503,10 @@ class ReusedWeightMask:
     def close(self) -> None:
         if self.rank0:
             self.client.ttp_request("smt_wfree", self.device, self.key)
+
+
+class MaskReuseError(RuntimeError):
+    """A weight mask was about to be used with another secret than the one it masks."""
 
 
 def reveal(shares: torch.Tensor, bits: int, dst: int | None = 0) -> torch.Tensor | None:

@@ -265,7 +265,7 @@ def _create(opts, backend_options=None) -> TlsProcessGroup:
         if cfg.rank != opts.group_rank or cfg.world != opts.group_size:
             raise transport.TransportError(f"rank/world ({opts.group_rank}/{opts.group_size}) differ from the "
                                            f"configured mesh ({cfg.rank}/{cfg.world})")  # fmt: skip
-        _STATE["mesh"] = transport.connect_mesh(cfg)
+        _STATE["mesh"] = cfg.connect()
     return TlsProcessGroup(opts.group_rank, opts.group_size, global_ranks, str(opts.group_id), opts.timeout)
 
 

@@ -22,6 +22,7 @@ over frames of at most 4 MiB; a channel is one process group.  Messages between 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import socket
@@ -35,7 +36,8 @@ import numpy as np
 
 from mpc.errors import IdentityError, TransportError
 from mpc.identity import Identity, der_fingerprint, role_of_rank
-from mpc.links import ACK, PREAMBLE, FrameReader, FrameWriter, TlsLink, recv_exact, tls_context
+from mpc.links import (ACK, PREAMBLE, SERVICE_PREAMBLE, FrameReader, FrameWriter, TlsLink, link_keys, recv_exact,
+                       tls_context)  # fmt: skip
 
 _HEADER = struct.Struct("!QqQ")
 _MAX_FRAME = int(os.environ.get("SMT_MAX_FRAME_BYTES", str(16 << 30)))
@@ -56,6 +58,187 @@ class MeshConfig:
 
     def role(self, rank: int) -> str:
         return role_of_rank(rank, self.parties)
+
+    def connect(self) -> Mesh:
+        return connect_mesh(self)
+
+
+@dataclass(kw_only=True)
+class ServiceMeshConfig:
+    """A session against party services (mpc/service.py): each rank dials the services of the
+    higher ranks (``endpoints``) and receives the links of the lower ranks from its service's
+    supervisor (``inbox``: a Unix socket that hands over authenticated sockets).  The data owner
+    (rank 0) only dials out, so it needs no listening port."""
+
+    rank: int
+    parties: int
+    identity: Identity
+    session: str  # chosen by the data owner; routes links at the services
+    endpoints: dict[int, tuple[str, int]]  # rank -> service address, for every rank above ours
+    inbox: socket.socket | None = None
+    timeout: float = 120.0
+    open: dict | None = None  # the data owner: open the session at each service first ({"model": name})
+
+    @property
+    def world(self) -> int:
+        return self.parties + 1
+
+    def role(self, rank: int) -> str:
+        return role_of_rank(rank, self.parties)
+
+    def connect(self) -> Mesh:
+        return connect_service_mesh(self)
+
+
+def open_sessions(cfg: ServiceMeshConfig, deadline: float) -> list[socket.socket]:
+    """The data owner opens its session at the dealer, then at the model owner; the connections
+    stay open as long as the session (closing one ends the session at that service)."""
+    ident = cfg.identity
+    dealer, model_owner = cfg.endpoints[2], cfg.endpoints[1]
+    asks = [
+        ("dealer", dealer, {"rank": 2, "peer_fingerprint": ident.peer_fingerprint("model-owner")}),
+        ("model-owner", model_owner, {"rank": 1, "peer_fingerprint": ident.peer_fingerprint("dealer"),
+                                      "dealer": list(dealer), "model": (cfg.open or {}).get("model")}),
+    ]  # fmt: skip
+    controls: list[socket.socket] = []
+    try:
+        for role, addr, extra in asks:
+            tls = dial(ident, role, addr, deadline)
+            request(tls, {"op": "open", "session": cfg.session, "parties": cfg.parties, **extra}, role,
+                    f"{addr[0]}:{addr[1]}")  # fmt: skip
+            controls.append(tls.raw)
+    except BaseException:
+        for c in controls:
+            c.close()
+        raise
+    return controls
+
+
+def dial(identity: Identity, role: str, addr: tuple[str, int], deadline: float) -> TlsLink:
+    """A TLS 1.3 connection to ``role``'s service at ``addr``, its pinned certificate checked.
+    Retries refused connections until ``deadline`` (a service being restarted)."""
+    where = f"{addr[0]}:{addr[1]}"
+    expected = identity.peer_fingerprint(role)
+    last: Exception | None = None
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TransportError(f"the {role} service at {where} is unreachable ({last}); check that it runs, "
+                                 "that this host can reach it, and the endpoint configured for it") from None  # fmt: skip
+        try:
+            raw = socket.create_connection(addr, timeout=min(5.0, left))
+            break
+        except OSError as err:
+            last = err
+            time.sleep(min(0.2, max(0.0, left)))
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        raw.sendall(SERVICE_PREAMBLE)
+        tls = TlsLink(raw, tls_context(identity, role, server=False), server_side=False, deadline=deadline)
+        tls.handshake()
+    except ssl.SSLCertVerificationError as err:
+        raw.close()
+        raise IdentityError(f"refused the {role} service at {where}: it did not present the pinned certificate "
+                            f"{expected} ({err.verify_message})") from None  # fmt: skip
+    except (ssl.SSLError, OSError) as err:
+        raw.close()
+        raise IdentityError(f"TLS handshake with the {role} service at {where} failed ({err}); it must hold the key "
+                            f"of the pinned certificate {expected} and trust this party's {identity.fingerprint}") from None  # fmt: skip
+    got = der_fingerprint(tls.getpeercert())
+    if got != expected:
+        raw.close()
+        raise IdentityError(f"refused the {role} service at {where}: expected certificate {expected}, got {got}")
+    return tls
+
+
+def request(tls: TlsLink, message: dict, role: str, where: str) -> dict:
+    """Send a control message to a service and return its answer; a refusal raises, naming it."""
+    try:
+        tls.send_msg(message)
+        answer = tls.recv_msg()
+    except (ssl.SSLError, OSError, ConnectionError) as err:
+        tls.raw.close()
+        raise IdentityError(f"the {role} service at {where} closed the connection ({err}); it refused this "
+                            "party's certificate or is shutting down") from None  # fmt: skip
+    if not answer.get("ok"):
+        tls.raw.close()
+        from mpc.errors import ServiceRefused
+
+        raise ServiceRefused(f"the {role} service at {where} refused: {answer.get('error', 'no reason given')}",
+                             code=answer.get("code", "refused"))  # fmt: skip
+    return answer
+
+
+def _dial_link(cfg: ServiceMeshConfig, peer: int, deadline: float) -> tuple[FrameWriter, FrameReader]:
+    role = cfg.role(peer)
+    host, port = cfg.endpoints[peer]
+    where = f"{host}:{port}"
+    while True:
+        tls = dial(cfg.identity, role, (host, port), deadline)
+        key = secrets.token_bytes(32)
+        try:
+            request(tls, {"op": "link", "session": cfg.session, "rank": cfg.rank, "to": peer,
+                          "key": key.hex()}, role, where)  # fmt: skip
+            break
+        except Exception as err:  # the data owner may not have opened the session there yet
+            if getattr(err, "code", None) != "unknown-session" or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    if not tls.drained():
+        tls.raw.close()
+        raise TransportError(f"the {role} service at {where} sent data before the link was set up")
+    out_key, in_key = link_keys(key, cfg.rank, peer)
+    return FrameWriter(tls.raw, out_key, peer), FrameReader(tls.raw, in_key, peer)
+
+
+def receive_link(inbox: socket.socket, timeout: float) -> tuple[dict, socket.socket]:
+    """A link handed over by this party's service supervisor: (its description, the socket)."""
+    inbox.settimeout(timeout)
+    msg, fds, _flags, _addr = socket.recv_fds(inbox, 65536, 1)
+    if not msg or not fds:
+        raise TransportError("the service supervisor closed this session's link inbox")
+    return json.loads(msg), socket.socket(fileno=fds[0])
+
+
+def connect_service_mesh(cfg: ServiceMeshConfig) -> Mesh:
+    if cfg.parties != 2:
+        raise TransportError("party services run two-party sessions (data owner, model owner, dealer)")
+    deadline = time.monotonic() + cfg.timeout
+    outgoing: dict[int, FrameWriter] = {}
+    incoming: dict[int, FrameReader] = {}
+    controls = open_sessions(cfg, deadline) if cfg.open is not None else []
+    try:
+        for peer in range(cfg.rank + 1, cfg.world):
+            outgoing[peer], incoming[peer] = _dial_link(cfg, peer, deadline)
+        while len(outgoing) < cfg.world - 1:
+            if cfg.inbox is None:
+                raise TransportError(f"rank {cfg.rank} has lower-ranked peers but no service inbox")
+            try:
+                info, raw = receive_link(cfg.inbox, _remaining(deadline, "waiting for the other parties' links"))
+            except TimeoutError:
+                raise TransportError("timed out waiting for the other parties' links; check that they run and "
+                                     "can reach this service") from None  # fmt: skip
+            peer = int(info["rank"])
+            role = cfg.role(peer) if 0 <= peer < cfg.rank else None
+            if role is None or peer in outgoing or info.get("session") != cfg.session:
+                raw.close()
+                raise IdentityError(f"refused a link claiming rank {peer}: not an expected peer of this session")
+            if info.get("fingerprint") != cfg.identity.peer_fingerprint(role):
+                raw.close()
+                raise IdentityError(f"refused {role} (rank {peer}): expected certificate "
+                                    f"{cfg.identity.peer_fingerprint(role)}, got {info.get('fingerprint')}")  # fmt: skip
+            in_key, out_key = link_keys(bytes.fromhex(info["key"]), peer, cfg.rank)
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            outgoing[peer], incoming[peer] = FrameWriter(raw, out_key, peer), FrameReader(raw, in_key, peer)
+        mesh = Mesh(cfg, outgoing, incoming, cfg.session)  # type: ignore[arg-type]
+        mesh.controls = controls
+        return mesh
+    except BaseException:
+        for link in list(outgoing.values()) + list(incoming.values()):
+            link.close()
+        for c in controls:
+            c.close()
+        raise
 
 
 def _remaining(deadline: float, what: str) -> float:
@@ -180,6 +363,7 @@ class Mesh:
         self._boxes: dict[tuple[int, int, int], dict] = {}
         self._failed: dict[int, Exception] = {}
         self._closing = False
+        self.controls: list[socket.socket] = []  # a service session's control connections
         for link in list(outgoing.values()) + list(incoming.values()):
             link.settimeout(None)
         self._readers = [threading.Thread(target=self._read_loop, args=(p, r), daemon=True, name=f"smt-link-{p}")
@@ -280,12 +464,19 @@ class Mesh:
         return TransportError(f"link from {self.cfg.role(peer)} (rank {peer}) failed: {err}; that party has "
                               f"probably stopped (see its log)")  # fmt: skip
 
+    def failed_peers(self) -> list[int]:
+        with self._cond:
+            return sorted(self._failed)
+
     def close(self) -> None:
         self._closing = True
         for w in self._out.values():
             w.close()
         for r in self._in.values():
             r.close()
+        for c in self.controls:
+            with contextlib.suppress(OSError):
+                c.close()
 
 
 def _bind(host: str, port: int) -> socket.socket:
