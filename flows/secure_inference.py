@@ -150,8 +150,15 @@ def secure_inference(params: InferenceParams) -> dict:
     outcomes: list[dict] = []
     failures: list[str] = []
     if not params.dry_run:
+        services = batch.services_spec(settings, rules, params.region)
+        session_options = {"lifetime_seconds": settings.session_lifetime,
+                           "max_inferences": settings.session_inferences}
+        log.info("run %s: sessions against %s", run_id,
+                 f"model-owner {services['model_owner']}, dealer {services['dealer']}" if services
+                 else "local services on loopback (embedded default)")
         futures = [t.run_shard.submit(s, params.model, params.parties, params.max_length,
-                                      params.session_timeout, so) for s in shards]
+                                      params.session_timeout, so, services, session_options)
+                   for s in shards]
         bar = tqdm(total=len(futures), unit="shard", desc=f"run {run_id}", file=sys.stderr,
                    disable=None)  # a progress bar on a terminal only
         for n, future in enumerate(as_completed(futures), start=1):

@@ -99,7 +99,9 @@ class Identity:
 def generate(role: str, *, days: int = 365) -> tuple[str, str]:
     """A new EC P-256 key and self-signed certificate for ``role``: (key PEM, certificate PEM)."""
     key = ec.generate_private_key(ec.SECP256R1())  # OpenSSL's CSPRNG
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"smt {role}"),
+    # a unique subject per key: a service trusts several certificates of one role (its data
+    # owners), and OpenSSL finds a self-signed trust anchor by its subject name
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"smt {role} {secrets.token_hex(8)}"),
                       x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role)])  # fmt: skip
     now = dt.datetime.now(dt.UTC)
     cert = (

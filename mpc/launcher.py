@@ -35,7 +35,7 @@ from mpc import errors
 ERROR_TYPES = {
     cls.__name__: cls
     for cls in (errors.ConfigurationError, errors.InputError, errors.ProtocolError, errors.TransportError,
-                errors.IdentityError, errors.DealerRequestError, errors.InsecureRandomness)
+                errors.IdentityError, errors.DealerRequestError, errors.InsecureRandomness, errors.ServiceRefused)
 }  # fmt: skip
 _OWNER = "owner.pid"
 

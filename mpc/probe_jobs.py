@@ -47,3 +47,44 @@ def sleep_job(ctx) -> dict:
     secret = ctx.params.get("texts", [""])
     time.sleep(float(ctx.params.get("seconds", 60)))
     return {"digest": hashlib.sha256("".join(secret).encode()).hexdigest()}
+
+
+def weight_mask_job(ctx) -> dict | None:
+    """A reused weight mask (mpc/protocols.py ``ReusedWeightMask``) as a model session uses it:
+    W (model owner's) times three row blocks X_i (data owner's) through one mask; then the same
+    mask offered another tensor; then a second mask for the same W.  Returns, to the data owner,
+    the products' error against plaintext and what the attempts did."""
+    import torch
+
+    from mpc.protocols import MaskReuseError, ReusedWeightMask, plain, reveal
+
+    import numpy as np
+
+    rng = np.random.default_rng(7)  # public test data, not secret randomness
+    w = torch.from_numpy(rng.standard_normal((12, 5)))
+    xs = [torch.from_numpy(rng.standard_normal((n, 12))) for n in (3, 4, 2)]
+
+    def share(t, src):
+        return plain(crypten.cryptensor(t if comm.get().get_rank() == src else torch.zeros_like(t), src=src)._tensor.share)
+
+    ws = share(w, 1)
+    mask = ReusedWeightMask(ws)
+    errs = []
+    for x in xs:
+        prod = mask.matmul_raw(share(x, 0), ws)
+        got = reveal(prod, 32, dst=0)
+        if got is not None:
+            errs.append(float((got - x @ w).abs().max()))
+    refused = None
+    try:
+        mask.matmul_raw(share(xs[0], 0), ws.clone())
+    except MaskReuseError as err:
+        refused = type(err).__name__
+    first_delta = mask.delta.clone()
+    mask.close()
+    second = ReusedWeightMask(ws)
+    fresh = not torch.equal(first_delta, second.delta)
+    second.close()
+    if comm.get().get_rank() != 0:
+        return None
+    return {"max_error": max(errs), "refused": refused, "fresh_mask": fresh}

@@ -38,7 +38,33 @@ RESIDENCY = "residency"  # exclusion reason: the record's region is not the run'
 
 
 class ShardFailed(SmtError):
-    """One or more shards of a run failed; finished shards are kept for a resume."""
+    """One or more shards of a run failed; finished shards are kept for a resume.
+
+    ``retryable``: the failure was the services' or the network's (unreachable, refused as
+    busy or draining, a party that stopped mid-session), so a later try may succeed."""
+
+    def __init__(self, message: str, *, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def services_spec(settings, rules: regions.ResidencyRules | None, region: str | None) -> dict | None:
+    """Where the shards' sessions go: settings first, then the region's entry in regions.yaml;
+    None: the embedded default (local services on loopback).  Addresses and a folder name only:
+    the data owner's key is read from ``identity_dir`` inside the task, never passed around."""
+    mo, dealer, ident = settings.model_owner_endpoint, settings.dealer_endpoint, settings.identity_dir
+    entry = rules.regions.get(region).services if (rules and region and region in rules.regions) else None
+    if entry is not None:
+        mo, dealer = mo or entry.model_owner, dealer or entry.dealer
+        ident = ident or entry.identity_dir
+    if not mo and not dealer:
+        return None
+    if not (mo and dealer and ident):
+        raise ConfigurationError(
+            "party services are half configured: give the model-owner endpoint, the dealer endpoint and "
+            "the data owner's identity directory (SMT_MODEL_OWNER_ENDPOINT, SMT_DEALER_ENDPOINT, "
+            f"SMT_IDENTITY_DIR, or services: in regions.yaml for region {region})")
+    return {"model_owner": mo, "dealer": dealer, "identity_dir": ident}
 
 
 def new_run_id() -> str:
@@ -196,6 +222,12 @@ def plan_shards(allowed_url: str, paths: RunPaths, *, shard_size: int, key: str,
     return shards
 
 
+def _model_name(model: str) -> str:
+    from pathlib import Path
+
+    return Path(model).name if Path(model).is_dir() else model
+
+
 def _redact(message: str, texts: list[str]) -> str:
     for text in sorted(texts, key=len, reverse=True):
         if text and len(text) >= 3:
@@ -204,8 +236,13 @@ def _redact(message: str, texts: list[str]) -> str:
 
 
 def run_shard(shard: dict, *, model: str, parties: int, max_length: int, timeout: float,
-              storage_options: dict | None = None) -> dict:
-    """Run one MPC session for a shard, unless its result already exists (resume)."""
+              storage_options: dict | None = None, services: dict | None = None,
+              session_options: dict | None = None) -> dict:
+    """Run one shard's inference, unless its result already exists (resume).
+
+    Two parties: as the data owner of a persistent model session with the model-owner and
+    dealer services (``services``, else local ones; mpc/client.py).  Three parties: a one-shot
+    session of local parties (mpc/launcher.py), as before."""
     so = storage_options
     if storage.exists(shard["result_url"], storage_options=so):
         return {"index": shard["index"], "status": "skipped",
@@ -213,18 +250,26 @@ def run_shard(shard: dict, *, model: str, parties: int, max_length: int, timeout
     allowed = storage.read_parquet(shard["allowed_url"], storage_options=so)
     part = allowed.take(pa.array(shard["rows"], pa.int64())).to_pandas()
     texts = part["text"].tolist()
-    from mpc import run_inference  # the engine: heavy import, only where it is needed
+    from mpc import client, errors, run_inference  # the engine: heavy import, only where it is needed
 
     started = time.perf_counter()
     try:
-        result = run_inference(texts, model=model, parties=parties, max_length=max_length,
-                               timeout=timeout)
+        if parties == 2:
+            svc = client.Services.from_identity_dir(**services) if services else None
+            result = client.infer(texts, model=model, services=svc, max_length=max_length, timeout=timeout,
+                                  **(session_options or {}))
+        else:
+            result = run_inference(texts, model=model, parties=parties, max_length=max_length,
+                                   timeout=timeout)
     except Exception as err:  # noqa: BLE001 - re-raised below, redacted
         # Engine messages could quote an input; never let record text reach logs or states.
+        retryable = isinstance(err, (errors.TransportError, errors.PartyFailure)) and not isinstance(
+            err, errors.IdentityError)
         raise ShardFailed(
             f"shard {shard['index']} ({shard['records']} records) failed: "
-            f"{type(err).__name__}: {_redact(str(err), texts)}") from None
+            f"{type(err).__name__}: {_redact(str(err), texts)}", retryable=retryable) from None
     wall = time.perf_counter() - started
+    model_name = getattr(result, "model_name", None) or _model_name(model)
     outputs = np.asarray(result.outputs, dtype=np.float32)
     if outputs.shape[0] != len(part):
         raise ShardFailed(f"shard {shard['index']}: the engine returned {outputs.shape[0]} "
@@ -233,16 +278,16 @@ def run_shard(shard: dict, *, model: str, parties: int, max_length: int, timeout
         "record_id": pa.array(part["record_id"].tolist(), pa.string()),
         "subject_id": pa.array(part["subject_id"].tolist(), pa.string()),
         "region": pa.array(part["region"].tolist(), pa.string()),
-        "model": pa.array([result.model_name] * len(part), pa.string()),
+        "model": pa.array([model_name] * len(part), pa.string()),
     }
     vectors = pa.array(list(outputs), pa.list_(pa.float32()))
     if result.kind == "classification":
-        columns["label"] = pa.array(list(result.labels or outputs.argmax(axis=1)), pa.int64())
+        columns["label"] = pa.array([int(i) for i in outputs.argmax(axis=1)], pa.int64())
         columns["scores"] = vectors
     else:
         columns["embedding"] = vectors
     cost = {k: result.cost.get(k) for k in ("rounds", "bytes", "dealer_bytes", "seconds")}
-    cost.update(wall_seconds=round(wall, 3), kind=result.kind, model=result.model_name,
+    cost.update(wall_seconds=round(wall, 3), kind=result.kind, model=model_name,
                 records=len(part))
     storage.write_json_atomic(shard["cost_url"], cost, storage_options=so)
     storage.write_parquet_atomic(shard["result_url"], pa.table(columns), storage_options=so)

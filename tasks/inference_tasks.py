@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 
 from compliance.gate import ConsentGate, Policy
 from tasks import batch, regions
-from tasks.retry import IO_RETRY, retry_on_io
+from tasks.retry import IO_RETRY, SHARD_RETRY, retry_on_io, retry_shard
 from tasks.settings import InferenceSettings
 
 _PRIVATE = {"persist_result": False, "cache_policy": NO_CACHE}
@@ -43,11 +43,14 @@ def plan_shards(allowed_url: str, paths: batch.RunPaths, shard_size: int, key: s
                              storage_options=storage_options, model=model, max_length=max_length)
 
 
-@task(name="run-shard", task_run_name="run-shard-{shard[index]}", **_PRIVATE)
+@task(name="run-shard", task_run_name="run-shard-{shard[index]}", retry_condition_fn=retry_shard,
+      **SHARD_RETRY, **_PRIVATE)
 def run_shard(shard: dict, model: str, parties: int, max_length: int, timeout: float,
-              storage_options: dict) -> dict:
+              storage_options: dict, services: dict | None = None,
+              session_options: dict | None = None) -> dict:
     return batch.run_shard(shard, model=model, parties=parties, max_length=max_length,
-                           timeout=timeout, storage_options=storage_options)
+                           timeout=timeout, storage_options=storage_options, services=services,
+                           session_options=session_options)
 
 
 @task(name="merge-results", retry_condition_fn=retry_on_io, **IO_RETRY, **_PRIVATE)

@@ -37,12 +37,25 @@ class ResidencyUnavailable(SmtError):
     """No region allowed for a residency is available; its records must wait."""
 
 
+class ServiceEndpoints(BaseModel):
+    """The party services a region's data owner (its Prefect workers) connects to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_owner: str = Field(description="HOST:PORT of the model owner's `smt serve model-owner`")
+    dealer: str = Field(description="HOST:PORT of the dealer's `smt serve dealer`")
+    identity_dir: str | None = Field(None, description="the data owner's key and the services' pinned "
+                                     "certificates for this region; default: SMT_IDENTITY_DIR")
+
+
 class RegionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     work_pool: str = Field(description="Prefect work pool of the region")
     timezone: str = Field(description="IANA time zone (schedules)")
     storage_url: str | None = Field(None, description="probe target (local path or s3://)")
+    services: ServiceEndpoints | None = Field(None, description="party services of the region; none: "
+                                              "the embedded default (local services on loopback)")
 
 
 class ResidencyRules(BaseModel):

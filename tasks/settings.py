@@ -35,6 +35,16 @@ class InferenceSettings(BaseSettings):
     routing_table_url: str | None = Field(
         None, description="routing table written by the failover-check flow (local or s3://); "
                           "unset: every residency is processed at its primary region")
+    model_owner_endpoint: str | None = Field(
+        None, description="HOST:PORT of the model-owner service (overrides the region's entry in "
+                          "regions.yaml); unset everywhere: local services on loopback")
+    dealer_endpoint: str | None = Field(None, description="HOST:PORT of the dealer service")
+    identity_dir: str | None = Field(
+        None, description="the data owner's identity: data-owner.key and the pinned "
+                          "model-owner.crt and dealer.crt (smt identity create)")
+    session_lifetime: float = Field(3600.0, gt=0, description="renew a model session after so "
+                                    "many seconds (fresh weight sharing and masks)")
+    session_inferences: int = Field(0, ge=0, description="renew after so many inferences (0: no limit)")
 
 
 class OpsSettings(BaseSettings):
