@@ -183,9 +183,7 @@ class ModelSession:
         if cls is errors.PartyFailure:
             return errors.PartyFailure(message, party="data-owner (rank 0)", returncode=proc.returncode if proc else None,
                                        log_tail=tail)  # fmt: skip
-        if cls is errors.ServiceRefused:
-            return errors.ServiceRefused(message)
-        return cls(message)
+        return cls(message)  # type: ignore[call-arg]
 
     def _receive(self, timeout: float, what: str) -> tuple[dict, bytes]:
         assert self.chan is not None
@@ -197,21 +195,21 @@ class ModelSession:
             if self.proc is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, 9)
-            err = errors.PartyFailure(f"no answer from the data-owner party after {timeout:.0f} s while {what} "
-                                      f"({self.services.describe()}); raise the timeout or check the services",
-                                      party="data-owner (rank 0)", returncode=None, log_tail="")  # fmt: skip
+            failure = errors.PartyFailure(f"no answer from the data-owner party after {timeout:.0f} s while {what} "
+                                          f"({self.services.describe()}); raise the timeout or check the services",
+                                          party="data-owner (rank 0)", returncode=None, log_tail="")  # fmt: skip
             self.close()
-            raise err from None
+            raise failure from None
         except OSError:
             got = None
         if got is None:
             raise self._failure(what)
         header, payload = got
         if not header.get("ok"):
-            err = header.get("error") or {}
-            if err.get("type") == "InputError":
-                raise errors.InputError(err.get("message", "bad input"))
-            if err.get("type") == "SessionEnded":
+            detail = header.get("error") or {}
+            if detail.get("type") == "InputError":
+                raise errors.InputError(detail.get("message", "bad input"))
+            if detail.get("type") == "SessionEnded":
                 self.close()
                 raise _SessionEnded()
             raise self._failure(what)

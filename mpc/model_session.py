@@ -166,7 +166,7 @@ def _statuses(ctx, mine: dict) -> list[dict]:
 
 def model_session_job(ctx) -> dict | None:
     """Set up once, then serve inferences until the data owner closes the session."""
-    from mpc.session import _share_masks, _reveal
+    from mpc.session import _reveal, _share_masks
 
     install_drain_handler()
     p = ctx.params

@@ -54,11 +54,10 @@ def weight_mask_job(ctx) -> dict | None:
     W (model owner's) times three row blocks X_i (data owner's) through one mask; then the same
     mask offered another tensor; then a second mask for the same W.  Returns, to the data owner,
     the products' error against plaintext and what the attempts did."""
+    import numpy as np
     import torch
 
     from mpc.protocols import MaskReuseError, ReusedWeightMask, plain, reveal
-
-    import numpy as np
 
     rng = np.random.default_rng(7)  # public test data, not secret randomness
     w = torch.from_numpy(rng.standard_normal((12, 5)))

@@ -50,7 +50,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from mpc.errors import ConfigurationError
 from mpc.identity import Identity, der_fingerprint, fingerprint
-from mpc.links import ACK, SERVICE_PREAMBLE, TlsLink, recv_exact, tls_server_context
+from mpc.links import SERVICE_PREAMBLE, TlsLink, recv_exact, tls_server_context
 
 log = logging.getLogger("smt.service")
 
@@ -270,7 +270,7 @@ class Service:
         if self.draining.is_set():
             return self._refuse(tls, raw, "draining", "the service is shutting down; retry against its replacement")
         peer_role = _PEER[self.cfg.role]
-        peer_fp = msg.get("peer_fingerprint")
+        peer_fp = str(msg.get("peer_fingerprint"))
         peer_pem = self.cfg.trusted(peer_role).get(peer_fp)
         if peer_pem is None:
             return self._refuse(tls, raw, "not-allowed", f"the {peer_role} with certificate {peer_fp} is not one this "
@@ -334,7 +334,7 @@ class Service:
         if session is None:
             return self._refuse(tls, raw, "unknown-session", "no such session here (not opened yet, or ended)")
         rank = msg.get("rank")
-        if msg.get("to") != self.rank or session.peers.get(rank) != fp:
+        if msg.get("to") != self.rank or not isinstance(rank, int) or session.peers.get(rank) != fp:
             return self._refuse(tls, raw, "not-allowed", f"this certificate is not the one the session pinned for rank {rank}")
         key = str(msg.get("key", ""))
         if len(key) != 64:

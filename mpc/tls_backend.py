@@ -35,7 +35,7 @@ _TAG_BCAST, _TAG_REDUCE, _TAG_GATHER, _TAG_SCATTER, _TAG_BARRIER = (-(2**62) - k
 _STATE: dict = {"config": None, "mesh": None}
 
 
-def configure(cfg: transport.MeshConfig) -> None:
+def configure(cfg: transport.MeshConfig | transport.ServiceMeshConfig) -> None:
     """This process's mesh settings; the mesh is built inside ``init_process_group``."""
     _STATE["config"] = cfg
 

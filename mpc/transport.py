@@ -36,8 +36,17 @@ import numpy as np
 
 from mpc.errors import IdentityError, TransportError
 from mpc.identity import Identity, der_fingerprint, role_of_rank
-from mpc.links import (ACK, PREAMBLE, SERVICE_PREAMBLE, FrameReader, FrameWriter, TlsLink, link_keys, recv_exact,
-                       tls_context)  # fmt: skip
+from mpc.links import (
+    ACK,
+    PREAMBLE,
+    SERVICE_PREAMBLE,
+    FrameReader,
+    FrameWriter,
+    TlsLink,
+    link_keys,
+    recv_exact,
+    tls_context,  # fmt: skip
+)
 
 _HEADER = struct.Struct("!QqQ")
 _MAX_FRAME = int(os.environ.get("SMT_MAX_FRAME_BYTES", str(16 << 30)))

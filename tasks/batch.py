@@ -250,7 +250,11 @@ def run_shard(shard: dict, *, model: str, parties: int, max_length: int, timeout
     allowed = storage.read_parquet(shard["allowed_url"], storage_options=so)
     part = allowed.take(pa.array(shard["rows"], pa.int64())).to_pandas()
     texts = part["text"].tolist()
-    from mpc import client, errors, run_inference  # the engine: heavy import, only where it is needed
+    from mpc import (  # the engine: heavy import, only where it is needed
+        client,
+        errors,
+        run_inference,
+    )
 
     started = time.perf_counter()
     try:
