@@ -199,8 +199,11 @@ def plan_shards(allowed_url: str, paths: RunPaths, *, shard_size: int, key: str,
     if model is not None and len(allowed):
         from mpc.api import token_lengths  # the public tokenizer files only
 
-        lengths = token_lengths(allowed["text"].tolist(), model=model, max_length=max_length)
-        order.sort(key=lambda i: lengths[i])
+        try:
+            lengths = token_lengths(allowed["text"].tolist(), model=model, max_length=max_length)
+            order.sort(key=lambda i: lengths[i])
+        except ConfigurationError:
+            pass  # a model only its owner's service has (no local tokenizer): input order
     shards = []
     for index, start in enumerate(range(0, len(order), shard_size)):
         rows = order[start:start + shard_size]
