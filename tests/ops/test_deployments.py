@@ -95,3 +95,71 @@ def test_kubernetes_job_manifest_requests_gpus_on_region_nodes(region):
     with pytest.raises(ValueError, match="Jobb|kind"):
         asyncio.run(k8s.KubernetesWorkerJobConfiguration.from_template_and_values(
             bad, values, client=_NoApi()))
+
+
+@pytest.mark.parametrize("region", regions.REGIONS)
+def test_flow_jobs_mount_the_data_owner_identity(region):
+    """The data owner's flow runs get its key (a Secret) where SMT_IDENTITY_DIR points."""
+    template = json.loads((DEP / "work-pools" / f"kubernetes-{region}.json").read_text())
+    spec = template["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]
+    mount = spec["containers"][0]["volumeMounts"][0]
+    volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+    assert volume["secret"]["secretName"] == "smt-data-owner-identity" and volume["secret"]["defaultMode"] == 0o400
+    assert template["variables"]["properties"]["env"]["default"]["SMT_IDENTITY_DIR"] == mount["mountPath"]
+
+
+SERVICE_MANIFESTS = ["model-owner", "dealer"]
+
+
+def _service_docs(role):
+    import yaml
+
+    return [d for d in yaml.safe_load_all((DEP / "kubernetes" / f"{role}.yaml").read_text()) if d]
+
+
+@pytest.mark.parametrize("role", SERVICE_MANIFESTS)
+def test_service_manifests_pass_the_kubernetes_schema(role):
+    """Every object validates against Kubernetes' strict OpenAPI schema (kubernetes-validate
+    bundles it): unknown or misspelt fields, wrong types and missing required fields fail."""
+    import kubernetes_validate
+
+    docs = _service_docs(role)
+    assert {d["kind"] for d in docs} == {"Secret", "Deployment", "Service"}
+    for doc in docs:
+        kubernetes_validate.validate(doc, "1.33", strict=True)
+    broken = json.loads(json.dumps(next(d for d in docs if d["kind"] == "Deployment")))
+    broken["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["paht"] = "/healthz"
+    with pytest.raises(kubernetes_validate.ValidationError):  # the check can fail
+        kubernetes_validate.validate(broken, "1.33", strict=True)
+
+
+@pytest.mark.parametrize("role", SERVICE_MANIFESTS)
+def test_service_manifests_match_the_service_cli(role):
+    """The Deployment runs `smt serve ROLE` with options the CLI accepts, probes the health
+    endpoint on the metrics port, mounts the identity Secret where --identity-dir points, and
+    gives the drain its time."""
+    from mpc.service import build_parser
+
+    docs = {d["kind"] + ("/" + d["metadata"]["name"] if d["kind"] == "Service" else ""): d
+            for d in _service_docs(role)}
+    dep = docs["Deployment"]
+    pod = dep["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["args"][:3] == ["smt", "serve", role]
+    args = build_parser().parse_args(container["args"][2:])
+    assert args.role == role
+    metrics_port = int(args.metrics_listen.rsplit(":", 1)[1])
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["metrics"] == metrics_port and ports["mpc"] == int(args.listen.rsplit(":", 1)[1])
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    secret = next(v for v in pod["volumes"] if "secret" in v)
+    assert mounts[secret["name"]] == str(args.identity_dir)
+    assert secret["secret"]["secretName"] == docs["Secret"]["metadata"]["name"]
+    assert secret["secret"]["defaultMode"] == 0o400  # mpc.identity refuses a key readable by others
+    assert f"{role}.key" in docs["Secret"]["stringData"]
+    assert pod["terminationGracePeriodSeconds"] > args.drain_timeout
+    svc = docs[f"Service/smt-{role}"]
+    assert svc["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"]
+    assert [p["targetPort"] for p in svc["spec"]["ports"]] == ["mpc"]
