@@ -74,10 +74,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def sweep_stale_sessions(root: Path | None = None) -> list[Path]:
-    """Delete ``smt-session-*`` folders whose owning process is gone; returns what was removed."""
+def sweep_stale_sessions(root: Path | None = None, pattern: str = "smt-session-*") -> list[Path]:
+    """Delete ``smt-session-*`` folders (or ``pattern``: a service's ``smt-service-*``) whose
+    owning process is gone; returns what was removed."""
     removed = []
-    for d in Path(root or tempfile.gettempdir()).glob("smt-session-*"):
+    for d in Path(root or tempfile.gettempdir()).glob(pattern):
         try:
             pid_text, _, ns = (d / _OWNER).read_text().partition(" ")
             pid = int(pid_text)
@@ -97,10 +98,10 @@ def sweep_stale_sessions(root: Path | None = None) -> list[Path]:
     return removed
 
 
-def session_dir() -> Path:
+def session_dir(prefix: str = "smt-session-") -> Path:
     """A new private (0700) session folder that names this process as its owner."""
-    sweep_stale_sessions()
-    d = Path(tempfile.mkdtemp(prefix="smt-session-"))
+    sweep_stale_sessions(pattern=prefix + "*")
+    d = Path(tempfile.mkdtemp(prefix=prefix))
     (d / _OWNER).write_text(_owner_stamp())
     return d
 

@@ -152,7 +152,9 @@ class Service:
         self.metrics = Metrics(cfg.role)
         self.listener: socket.socket | None = None
         self.http: ThreadingHTTPServer | None = None
-        self.root = Path(tempfile.mkdtemp(prefix="smt-service-"))
+        from mpc.launcher import session_dir
+
+        self.root = session_dir("smt-service-")  # 0700, names us; a crashed service's is swept
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> dict:
