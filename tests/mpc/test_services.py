@@ -261,3 +261,29 @@ def test_weight_mask_is_bound_to_its_weight():
     assert out["max_error"] < 1e-3
     assert out["refused"] == "MaskReuseError"
     assert out["fresh_mask"] is True
+
+
+def test_another_data_owner_cannot_join_a_session(running):
+    """B, a data owner the services trust, learns A's session id and tries to link into it
+    (as rank 0, at both services): refused, because the session pinned A's certificate."""
+    from mpc import transport
+    from mpc.service import new_session_id
+
+    r = running("a", "b")
+    a, b = r.services("a"), r.services("b")
+    sid = new_session_id()
+    cfg = transport.ServiceMeshConfig(rank=0, parties=2, identity=a.identity, session=sid,
+                                      endpoints={1: a.model_owner, 2: a.dealer}, open={"model": "tiny"})  # fmt: skip
+    controls = transport.open_sessions(cfg, time.monotonic() + 30)  # A's session exists at both services
+    try:
+        intruder = transport.ServiceMeshConfig(rank=0, parties=2, identity=b.identity, session=sid,
+                                               endpoints={1: b.model_owner, 2: b.dealer}, timeout=10)  # fmt: skip
+        for peer in (1, 2):
+            with pytest.raises(errors.ServiceRefused, match="not the one the session pinned") as err:
+                transport._dial_link(intruder, peer, time.monotonic() + 10)
+            assert err.value.code == "not-allowed"
+        assert r.metric("model-owner", "smt_service_refusals_total", 'reason="not-allowed"') == 1
+        assert r.metric("dealer", "smt_service_refusals_total", 'reason="not-allowed"') == 1
+    finally:
+        for c in controls:
+            c.close()

@@ -24,10 +24,11 @@ def emitted() -> set[str]:
     """Every series name the code's metrics can produce."""
     import compliance.breach_escalation  # noqa: F401 - registers in the default registry
     import compliance.metrics  # noqa: F401
+    from mpc.service import Metrics
     from tasks import failover, metrics
 
     names: set[str] = set()
-    for registry in (REGISTRY, metrics.REGISTRY, failover.REGISTRY):
+    for registry in (REGISTRY, metrics.REGISTRY, failover.REGISTRY, Metrics("model-owner").registry):
         for family in registry.collect():
             for suffix in SUFFIXES.get(family.type, ("",)):
                 names.add(family.name + suffix)
@@ -57,13 +58,14 @@ def test_the_check_catches_a_made_up_metric():
 
 
 def test_no_personal_data_labels():
+    from mpc.service import Metrics
     from tasks import failover, metrics
 
     labels = set()
-    for registry in (metrics.REGISTRY, failover.REGISTRY):
+    for registry in (metrics.REGISTRY, failover.REGISTRY, Metrics("dealer").registry):
         for collector in list(registry._collector_to_names):  # noqa: SLF001
             labels |= set(getattr(collector, "_labelnames", ()))
-    assert labels <= {"outcome", "status", "region", "residency", "route_status"}
+    assert labels <= {"outcome", "status", "region", "residency", "route_status", "reason", "role"}
 
 
 PROMTOOL = shutil.which("promtool")
