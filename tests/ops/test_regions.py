@@ -94,3 +94,32 @@ def test_gate_follows_the_routing_table(tmp_path):
     # europe down: EU data waits; americas and europe down: Americas data waits (apac is not
     # among its allowed regions)
     assert gated["excluded_by_reason"] == {regions.WAITING: 2}
+
+
+def test_party_service_endpoints_come_from_settings_or_the_region(tmp_path):
+    from tasks.batch import services_spec
+    from tasks.settings import InferenceSettings
+
+    rules_file = tmp_path / "regions.yaml"
+    rules_file.write_text(
+        "regions:\n"
+        "  americas: {work_pool: a, timezone: UTC}\n"
+        "  europe: {work_pool: e, timezone: UTC, services: {model_owner: 'mo.eu:7441', dealer: 'dl.eu:7441',"
+        " identity_dir: /ids/eu}}\n"
+        "  apac: {work_pool: p, timezone: UTC}\n"
+        "residency: {americas: [americas], europe: [europe], apac: [apac]}\n")
+    rules = regions.load_rules(rules_file)
+    empty = InferenceSettings(_env_file=None)
+    assert services_spec(empty, rules, "europe") == {"model_owner": "mo.eu:7441", "dealer": "dl.eu:7441",
+                                                     "identity_dir": "/ids/eu"}
+    assert services_spec(empty, rules, "americas") is None  # the embedded default: local services
+    assert services_spec(empty, rules, None) is None
+    override = InferenceSettings(_env_file=None, model_owner_endpoint="mo.other:1", identity_dir="/ids/x")
+    assert services_spec(override, rules, "europe") == {"model_owner": "mo.other:1", "dealer": "dl.eu:7441",
+                                                        "identity_dir": "/ids/x"}
+    with pytest.raises(ConfigurationError, match="half configured"):
+        services_spec(InferenceSettings(_env_file=None, model_owner_endpoint="mo:1"), rules, "americas")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(rules_file.read_text().replace("dealer: 'dl.eu:7441',", ""))
+    with pytest.raises(ConfigurationError, match="dealer"):
+        regions.load_rules(bad)
