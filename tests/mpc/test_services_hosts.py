@@ -145,6 +145,9 @@ def test_model_owner_restarted_mid_batch_loses_and_duplicates_nothing(hosts, tmp
 
 
 def test_unknown_data_owner_is_refused_by_the_services(hosts, tmp_path, tiny_classifier_dir):
+    """A data owner whose certificate the services were never given, on its own host: refused at
+    the first service it asks, with the endpoint named; no session starts anywhere.  (The data
+    owner's side runs as a short script: the flow path is the test above.)"""
     from mpc import identity
 
     dirs = _identity_dirs(tmp_path / "ids")
@@ -154,12 +157,17 @@ def test_unknown_data_owner_is_refused_by_the_services(hosts, tmp_path, tiny_cla
         shutil.copy(dirs[role] / f"{role}.crt", stranger / f"{role}.crt")
     dealer = _serve("dealer", dirs["dealer"], DEALER, "smt-2", tmp_path / "dealer.log")
     mo = _serve("model-owner", dirs["model-owner"], MO, "smt-1", tmp_path / "mo.log", tiny_classifier_dir)
+    script = ("import sys\nfrom mpc import client\n"
+              f"svc = client.Services.from_identity_dir(model_owner='{MO[0]}:{MO[1]}', dealer='{DEALER[0]}:{DEALER[1]}', "
+              f"identity_dir='{stranger}')\n"
+              "try:\n    client.ModelSession(svc, model='tiny', connect_timeout=20).infer(['hello'], max_length=16)\n"
+              "except Exception as err:\n    print(type(err).__name__, err)\n    sys.exit(1)\n")  # fmt: skip
     try:
-        proc = _infer(tmp_path, stranger, run_id="stranger-1")
-        assert proc.returncode == 1
-        assert f"{DEALER[0]}:{DEALER[1]}" in proc.err and "IdentityError" in proc.err
+        done = subprocess.run(["ip", "netns", "exec", "smt-0", sys.executable, "-c", script], capture_output=True,
+                              text=True, timeout=300, cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert done.stdout.startswith("IdentityError") and f"{DEALER[0]}:{DEALER[1]}" in done.stdout
         assert "refused" in (tmp_path / "dealer.log").read_text()
         assert "opened" not in (tmp_path / "mo.log").read_text() + (tmp_path / "dealer.log").read_text()
-        assert not (tmp_path / "out" / "stranger-1" / "results.parquet").exists()
     finally:
         _stop(mo, dealer)
