@@ -221,9 +221,11 @@ class ModelSession:
         request = {"op": "infer", "texts": texts, "token_ids": token_ids, "max_length": max_length,
                    "on_overlong": on_overlong, "pad_to": pad_to, "return_hidden": return_hidden}  # fmt: skip
         with self.lock:
+            setup = None
             for attempt in range(2):
                 if not self.is_open or self._expired():
                     self.open()
+                    setup = round(self.setup_seconds, 3)
                 assert self.chan is not None
                 try:
                     send_frame(self.chan, request)
@@ -243,7 +245,10 @@ class ModelSession:
             n = int(np.prod(header["shape"]))
             outputs = out[:n].reshape(header["shape"]).astype(np.float32)
             hidden = out[n:].reshape(header["hidden_shape"]) if header.get("hidden_shape") else None
-            return Output(outputs=outputs, kind=header["kind"], cost=header.get("cost", {}), hidden=hidden)
+            cost = dict(header.get("cost", {}))
+            if setup is not None:  # this call opened the model session and paid its set-up
+                cost["session_setup_seconds"] = setup
+            return Output(outputs=outputs, kind=header["kind"], cost=cost, hidden=hidden)
 
 
 class _SessionEnded(Exception):

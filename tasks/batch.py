@@ -294,6 +294,8 @@ def run_shard(shard: dict, *, model: str, parties: int, max_length: int, timeout
     else:
         columns["embedding"] = vectors
     cost = {k: result.cost.get(k) for k in ("rounds", "bytes", "dealer_bytes", "seconds")}
+    if result.cost.get("session_setup_seconds") is not None:  # this shard opened the model session
+        cost["session_setup_seconds"] = result.cost["session_setup_seconds"]
     cost.update(wall_seconds=round(wall, 3), kind=result.kind, model=model_name,
                 records=len(part))
     storage.write_json_atomic(shard["cost_url"], cost, storage_options=so)

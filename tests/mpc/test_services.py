@@ -225,10 +225,14 @@ def test_idle_session_ends_on_restart_and_the_client_renews(running, reference):
 def test_sessions_renew_after_their_inference_count(running, reference):
     r = running("a")
     s = _session(r, "a", max_inferences=2)
+    opened = []
     for i in range(3):
         texts = TEXTS_A if i % 2 == 0 else TEXTS_B
-        assert np.abs(s.infer(texts, max_length=16).outputs - reference(texts)).max() < 1e-2
+        out = s.infer(texts, max_length=16)
+        assert np.abs(out.outputs - reference(texts)).max() < 1e-2
+        opened.append(out.cost.get("session_setup_seconds", 0) > 0)
     assert s.sessions_opened == 2
+    assert opened == [True, False, True]  # the set-up is charged to the inference that paid it
     s.close()
 
 
