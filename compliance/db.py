@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +25,10 @@ def make_engine(url: str, *, schema: str | None = None) -> Engine:
     connect_args: dict[str, object] = {}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            db = Path(parsed.database)
+            db.parent.mkdir(parents=True, exist_ok=True)
+            if not db.exists():  # personal data: readable by this user only (SQLite would use 0644)
+                os.close(os.open(db, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         connect_args["timeout"] = 30
     elif schema is not None:
         connect_args["options"] = f"-csearch_path={schema}"

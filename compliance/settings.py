@@ -21,6 +21,12 @@ class ComplianceSettings(BaseSettings):
     - ``export_dir`` (``SMT_EXPORT_DIR``): local path or fsspec URL for access/portability
       exports (one zip per request).
     - ``actor`` (``SMT_ACTOR``): who the audit log names for actions of this process.
+    - ``audit_key_file`` (``SMT_AUDIT_KEY_FILE``) or ``audit_key`` (``SMT_AUDIT_KEY``, hex): the
+      HMAC key of the audit chain, kept outside the database (a file, mode 0600, created on
+      first use; in production a mounted secret).
+    - ``audit_anchor_url`` (``SMT_AUDIT_ANCHOR_URL``): where ``smt audit checkpoint`` anchors the
+      chain's head (append-only: a local JSON-lines file, or one new object per checkpoint
+      under an ``s3://`` prefix).
     """
 
     model_config = SettingsConfigDict(env_prefix="SMT_", extra="ignore")
@@ -28,3 +34,6 @@ class ComplianceSettings(BaseSettings):
     database_url: str = Field(default=f"sqlite:///{DEFAULT_DIR / 'compliance.db'}")
     export_dir: str = Field(default=str(DEFAULT_DIR / "exports"))
     actor: str = "smt"
+    audit_key_file: str = Field(default=str(DEFAULT_DIR / "audit.key"))
+    audit_key: str | None = Field(default=None, repr=False)
+    audit_anchor_url: str = Field(default=str(DEFAULT_DIR / "audit-anchors.jsonl"))

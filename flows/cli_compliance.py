@@ -75,7 +75,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     audit_p = subparsers.add_parser("audit", help="the hash-chained audit log")
     asub = audit_p.add_subparsers(dest="audit_command", required=True)
-    _leaf(asub, "verify", "check the chain; exit 1 when broken", _audit_verify)
+    _leaf(asub, "verify", "check the chain and its anchors; exit 1 when broken", _audit_verify)
+    _leaf(asub, "checkpoint", "anchor the chain's head outside the database (run on a schedule)",
+          _audit_checkpoint)
+    _leaf(asub, "rekey", "once after upgrading: verify the old unkeyed chain, re-hash it under "
+          "the audit key", _audit_rekey)
 
 
 def _leaf(
@@ -194,8 +198,23 @@ def _retention_run(args: argparse.Namespace, s: ComplianceSettings) -> tuple[int
 
 def _audit_verify(args: argparse.Namespace, s: ComplianceSettings) -> tuple[int, dict[str, Any]]:
     with open_store(s.database_url)() as session:
-        report = audit.verify(session)
+        report = audit.verify(session, settings=s)
     return (0 if report.ok else 1), report.as_json()
+
+
+def _audit_checkpoint(args: argparse.Namespace, s: ComplianceSettings) -> tuple[int, dict[str, Any]]:
+    with open_store(s.database_url)() as session:
+        report = audit.verify(session, settings=s)
+        if not report.ok:  # never anchor a broken chain: it would bless the damage
+            return 1, {**report.as_json(), "anchored": None}
+        record = audit.checkpoint(session, s)
+    return 0, {"anchored": record, "anchor_url": s.audit_anchor_url}
+
+
+def _audit_rekey(args: argparse.Namespace, s: ComplianceSettings) -> tuple[int, dict[str, Any]]:
+    with transaction(open_store(s.database_url)) as session:
+        n = audit.rekey(session, s, actor=s.actor)
+    return 0, {"rekeyed": n}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from sqlalchemy import text
+import pytest
+from sqlalchemy import select, text
 
 from compliance import audit
 from compliance.db import transaction
@@ -99,3 +103,119 @@ def test_prune_keeps_the_rest_verifiable(factory):
     assert report.ok and report.entries == 3
     _fill(factory, n=1, start=datetime(2026, 2, 1, tzinfo=UTC))
     assert _verify(factory).ok
+
+
+# --- a database writer without the audit key (compliance/audit.py) ---------------------------
+
+
+def _rehash_from(factory, seq: int, hasher) -> None:
+    """What a database writer would do after changing entry ``seq``: re-link and re-hash every
+    entry from there and move the head."""
+    with factory() as s:
+        rows = list(s.execute(select(audit.AuditEntry).order_by(audit.AuditEntry.seq)).scalars())
+        prev = next(r.hash for r in rows if r.seq == seq - 1) if seq > 1 else audit.GENESIS
+        for r in rows:
+            if r.seq >= seq:
+                r.prev_hash = prev
+                r.hash = hasher(r)
+                prev = r.hash
+        chain = s.get(audit.AuditChain, 1)
+        chain.last_hash = prev
+        s.commit()
+
+
+def test_rewrite_rehashed_without_the_key_is_detected(backend, factory):
+    _fill(factory)
+    with backend.engine.begin() as c:
+        c.execute(text("update audit_entries set actor = 'mallory' where seq = 3"))
+    _rehash_from(factory, 3, audit.legacy_hash)  # plain SHA-256: what the old chain allowed
+    report = _verify(factory)
+    assert not report.ok and any("unkeyed" in p for p in report.problems)
+    wrong_key = b"\x01" * 32  # a guessed key
+    _rehash_from(factory, 3, lambda e: audit.entry_hash(e, wrong_key))
+    report = _verify(factory)
+    assert not report.ok and any("entry 3" in p and "audit key" in p for p in report.problems)
+
+
+def test_truncation_with_the_head_moved_back_is_caught_by_the_anchor(backend, factory):
+    _fill(factory)
+    with factory() as s:
+        assert audit.checkpoint(s)["seq"] == 5
+    with factory() as s:
+        h3 = s.get(audit.AuditEntry, 3).hash
+    with backend.engine.begin() as c:  # delete the newest entries and move the head: the chain itself is consistent
+        c.execute(text("delete from audit_entries where seq > 3"))
+        c.execute(text("update audit_chain set last_seq = 3, last_hash = :h"), {"h": h3})
+    report = _verify(factory)
+    assert not report.ok
+    assert any("anchor 1" in p and "entry 5" in p and "ends at 3" in p for p in report.problems)
+
+
+def test_an_older_copy_of_the_database_is_caught_by_the_anchor(backend, factory, tmp_path):
+    if backend.name != "sqlite":
+        pytest.skip("a file copy is the SQLite case; the anchor check is the same on PostgreSQL")
+    _fill(factory, 3)
+    db = Path(backend.url.removeprefix("sqlite:///"))
+    with backend.engine.connect() as c:
+        c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    old = tmp_path / "old.db"
+    shutil.copy(db, old)
+    _fill(factory, 2, start=datetime(2026, 2, 1, tzinfo=UTC))
+    with factory() as s:
+        audit.checkpoint(s)
+    backend.engine.dispose()
+    for suffix in ("-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    shutil.copy(old, db)  # replay: the database as it was before the last two entries
+    report = _verify(factory)
+    assert not report.ok and any("older copy" in p for p in report.problems)
+
+
+def test_a_forged_or_edited_anchor_is_detected(backend, factory):
+    import os
+
+    _fill(factory)
+    with factory() as s:
+        audit.checkpoint(s)
+    anchors = Path(os.environ["SMT_AUDIT_ANCHOR_URL"])
+    record = json.loads(anchors.read_text().splitlines()[0])
+    record["seq"] = 2  # move the anchor back to make room for a truncation
+    anchors.write_text(anchors.read_text() + json.dumps(record) + "\n")
+    report = _verify(factory)
+    assert not report.ok and any("anchor 2" in p and "audit key" in p for p in report.problems)
+
+
+def test_key_anchor_and_store_files_are_private(tmp_path, monkeypatch):
+    import os
+    import stat
+
+    from compliance.db import open_store
+
+    url = f"sqlite:///{tmp_path / 'new' / 'compliance.db'}"
+    factory = open_store(url)
+    _fill(factory, 2)
+    with factory() as s:
+        audit.checkpoint(s)
+    for path in (tmp_path / "new" / "compliance.db", Path(os.environ["SMT_AUDIT_KEY_FILE"]),
+                 Path(os.environ["SMT_AUDIT_ANCHOR_URL"])):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    os.chmod(os.environ["SMT_AUDIT_KEY_FILE"], 0o644)
+    audit._KEYS.clear()
+    with pytest.raises(audit.ComplianceError, match="chmod 600"):
+        _verify(factory)
+
+
+def test_rekey_upgrades_a_store_written_before_the_chain_was_keyed(backend, factory):
+    _fill(factory, 3)
+    _rehash_from(factory, 1, audit.legacy_hash)  # as the previous version wrote it
+    _fill(factory, 1, start=datetime(2026, 3, 1, tzinfo=UTC))  # appended after the upgrade (keyed)
+    assert not _verify(factory).ok
+    with transaction(factory) as s:
+        assert audit.rekey(s) == 4
+    report = _verify(factory)
+    assert report.ok and report.entries == 5  # + the audit.rekeyed entry
+    with factory() as s:
+        audit.checkpoint(s)
+    _rehash_from(factory, 1, audit.legacy_hash)  # a later full rewrite without the key
+    with transaction(factory) as s, pytest.raises(audit.ComplianceError, match="anchors"):
+        audit.rekey(s)  # refuses to bless it
