@@ -39,12 +39,13 @@ def collect(session: Session, request: DataSubjectRequest) -> dict[str, Any]:
     for run in all_runs(session, since=since):
         found = 0
         for f in run_files(run):
-            if f.category == "inputs":
-                continue  # the subject's own input text is not returned by us twice
+            if f.category == "inputs" or (f.category.startswith("work/") and "shards/" not in f.category):
+                continue  # the subject's own input text (and its working copies) not returned twice
             rows = files.subject_rows(f.url, subject_id)
             for row in rows:
                 row["run_id"] = run.run_id
-            (results if f.category == "results" else quarantine).extend(rows)
+            in_results = f.category == "results" or f.category.startswith("work/shards/")
+            (results if in_results else quarantine).extend(rows)
             found += len(rows)
         if found:
             runs_seen.append(

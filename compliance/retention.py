@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from compliance import audit, files, metrics
 from compliance.errors import ComplianceError
 from compliance.models import DataSubjectRequest, InferenceRun, Regime, RetentionPolicy
-from compliance.runs import INPUTS, QUARANTINE, REGION_REGIME, RESULTS, run_files
+from compliance.runs import INPUTS, QUARANTINE, REGION_REGIME, RESULTS, WORK, run_files
 
 AUDIT, EXPORTS = "audit", "exports"
 DEFAULT_DAYS = {INPUTS: 30, RESULTS: 365, QUARANTINE: 30, EXPORTS: 30, AUDIT: 2192}
@@ -91,13 +91,16 @@ def run(
     for run_row in session.execute(select(InferenceRun).order_by(InferenceRun.run_id)).scalars():
         regime = REGION_REGIME[run_row.region].value if run_row.region in REGION_REGIME else ANY
         for f in run_files(run_row):
-            if run_row.started_at + timedelta(days=policy_days(session, f.category, regime)) > now:
+            work = f.category.startswith(WORK)
+            category = INPUTS if work else f.category  # work files copy the input: same period
+            if run_row.started_at + timedelta(days=policy_days(session, category, regime)) > now:
                 continue
             if dry_run:
-                report.deleted[f.category] += int(files.exists(f.url))
+                report.deleted[category] += int(files.exists(f.url))
                 continue
-            report.deleted[f.category] += int(files.delete(f.url))
-            setattr(run_row, _DELETED_COLUMN[f.category], now)
+            report.deleted[category] += int(files.delete(f.url))
+            if not work:  # work files are found by listing: once deleted, they are gone
+                setattr(run_row, _DELETED_COLUMN[f.category], now)
     _exports(session, report, now)
     audit_cut = now - timedelta(days=policy_days(session, AUDIT, ANY))
     if dry_run:

@@ -21,6 +21,7 @@ from compliance.models import InferenceRun, Regime
 REGION_REGIME = {"europe": Regime.GDPR, "americas": Regime.CCPA, "apac": Regime.PDPA}
 ANY_REGION = "any"  # a run not tied to one region: retention uses the "*" policies
 RESULTS, QUARANTINE, INPUTS = "results", "quarantine", "inputs"
+WORK = "work/"  # prefix of the categories of an unfinished run's work files (texts, shard results)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,7 +81,40 @@ def run_files(run: InferenceRun) -> list[RunFile]:
         files.append(RunFile(run_id=run.run_id, category=QUARANTINE, url=quarantine_url(run)))
     if run.input_copy_url and run.input_deleted_at is None:
         files.append(RunFile(run_id=run.run_id, category=INPUTS, url=run.input_copy_url))
+    files += work_files(run)
     return files
+
+
+def work_files(run: InferenceRun) -> list[RunFile]:
+    """The Parquet files an unfinished run keeps under ``<run>/_work/`` (valid and allowed
+    records with their texts, per-shard results): found by listing, so that a dry run, a failed
+    run or one stopped mid-way leaves nothing that erasure, access and retention cannot see.
+    A completed run has deleted them."""
+    import fsspec
+
+    base = f"{run.output_url.rstrip('/')}/{run.run_id}/_work"
+    fs, root = fsspec.core.url_to_fs(base)
+    try:
+        found = sorted(fs.glob(f"{root}/**/*.parquet"))
+    except (FileNotFoundError, OSError):
+        return []
+    out = []
+    protocol = base.split("://", 1)[0] + "://" if "://" in base else ""
+    for path in found:
+        url = protocol + path if protocol else path
+        rel = path[len(root.rstrip("/")) + 1:]
+        if run.input_copy_url and _same(url, run.input_copy_url):
+            continue  # already listed as the run's input copy
+        out.append(RunFile(run_id=run.run_id, category=WORK + rel, url=url))
+    return out
+
+
+def _same(a: str, b: str) -> bool:
+    from pathlib import Path
+
+    if "://" in a or "://" in b:
+        return a.rstrip("/") == b.rstrip("/")
+    return Path(a).resolve() == Path(b).resolve()
 
 
 def results_url(run: InferenceRun) -> str:

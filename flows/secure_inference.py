@@ -205,6 +205,8 @@ def secure_inference(params: InferenceParams) -> dict:
         manifest["timings"]["total_seconds"] = round(time.perf_counter() - started, 3)
         t.write_manifest(manifest, paths, so)
         _artifact(manifest)
+        if params.dry_run:  # nothing to resume: the texts' working copies go now
+            t.cleanup_work(paths, so)
         if failures:
             metrics.record_run("failed")
             metrics.export(textfile=settings.metrics_textfile, pushgateway=settings.pushgateway_url)

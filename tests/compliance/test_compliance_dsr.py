@@ -220,3 +220,52 @@ def test_erasure_rewrites_input_copies(factory, world, fmt):
     left = pd.read_csv(copy, dtype=str) if fmt == "csv" else pd.read_json(copy, lines=True, dtype={"subject_id": str})
     assert left["record_id"].tolist() == ["i2"]
     assert left["subject_id"].tolist() == ["007"]  # ids stay strings, leading zeros kept
+
+
+def _unfinished_run(factory, out: Path, run_id: str = "run-9") -> Path:
+    """What a failed or killed inference run leaves: its recorded input copy and work files
+    (allowed records with texts, one finished shard's results), no results.parquet."""
+    import pandas as pd
+
+    from compliance.runs import record_inference_run
+
+    work = out / run_id / "_work"
+    (work / "shards").mkdir(parents=True)
+    texts = pd.DataFrame({"record_id": ["w1", "w2", "w3"], "subject_id": ["alice", "bob", "alice"],
+                          "text": ["alice's text", "bob's text", "more of alice"], "region": ["europe"] * 3})
+    texts.to_parquet(work / "valid.parquet")
+    texts.to_parquet(work / "allowed.parquet")
+    pq.write_table(pa.table({"record_id": ["w1", "w2"], "subject_id": ["alice", "bob"],
+                             "embedding": pa.array([[0.1, 0.2], [0.3, 0.4]], pa.list_(pa.float32()))}),
+                   work / "shards" / "shard-00000-abc.parquet")
+    with transaction(factory) as s:
+        record_inference_run(s, run_id, str(out), "europe", "minilm", NOW - timedelta(days=1),
+                             input_copy_url=str(work / "valid.parquet"))
+    return work
+
+
+def test_erasure_reaches_the_work_files_of_an_unfinished_run(factory, world):
+    work = _unfinished_run(factory, world["out"])
+    access = _run(factory, world, _submit(factory, "alice", "access"))
+    with zipfile.ZipFile(access["export"]) as z:
+        names = z.namelist()
+        blob = " ".join(z.read(n).decode(errors="replace") for n in names)
+    assert "w1" in blob  # the unfinished run's shard result is part of the access export
+    with factory() as s:
+        preview = execution.erasure_preview(s, s.get(DataSubjectRequest, _submit(factory, "alice", "erasure")))
+    assert preview["rows"]["run-9:work/allowed.parquet"] == 2
+    assert preview["rows"]["run-9:work/shards/shard-00000-abc.parquet"] == 1
+    rid = _submit(factory, "alice", "erasure")
+    assert _run(factory, world, rid)["status"] == "completed"
+    for f in ("valid.parquet", "allowed.parquet", "shards/shard-00000-abc.parquet"):
+        assert subjects_in(work / f) == ["bob"], f
+
+
+def test_retention_deletes_the_work_files_of_an_unfinished_run(factory, world):
+    from compliance import retention
+
+    work = _unfinished_run(factory, world["out"])
+    with transaction(factory) as s:
+        report = retention.run(s, dry_run=False, now=NOW + timedelta(days=3650))
+    assert report.deleted["inputs"] >= 3  # the input copy and both work files
+    assert not list(work.rglob("*.parquet"))
