@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from mpc import errors
+from mpc.api import InferenceResult
 from mpc.identity import Identity
 from mpc.model_session import recv_frame, send_frame
 
@@ -61,14 +62,6 @@ class Services:
 
         return cls(model_owner=parse_address(model_owner, "model-owner endpoint"),
                    dealer=parse_address(dealer, "dealer endpoint"), identity=load("data-owner", Path(identity_dir)))  # fmt: skip
-
-
-@dataclass
-class Output:
-    outputs: np.ndarray
-    kind: str
-    cost: dict
-    hidden: np.ndarray | None = None
 
 
 class ModelSession:
@@ -217,7 +210,7 @@ class ModelSession:
 
     def infer(self, texts: list[str] | None = None, *, max_length: int = 128, on_overlong: str = "truncate",
               pad_to: str = "longest", return_hidden: bool = False, timeout: float = 1800.0,
-              token_ids: list[list[int]] | None = None) -> Output:  # fmt: skip
+              token_ids: list[list[int]] | None = None) -> InferenceResult:  # fmt: skip
         request = {"op": "infer", "texts": texts, "token_ids": token_ids, "max_length": max_length,
                    "on_overlong": on_overlong, "pad_to": pad_to, "return_hidden": return_hidden}  # fmt: skip
         with self.lock:
@@ -248,7 +241,8 @@ class ModelSession:
             cost = dict(header.get("cost", {}))
             if setup is not None:  # this call opened the model session and paid its set-up
                 cost["session_setup_seconds"] = setup
-            return Output(outputs=outputs, kind=header["kind"], cost=cost, hidden=hidden)
+            name = Path(self.model).name if Path(self.model).is_dir() else self.model
+            return InferenceResult(outputs=outputs, kind=header["kind"], model_name=name, cost=cost, hidden=hidden)
 
 
 class _SessionEnded(Exception):
@@ -361,7 +355,7 @@ def session_for(services: Services, *, model: str, **options) -> ModelSession:
 
 def infer(texts: list[str], *, model: str = "minilm", services: Services | None = None, max_length: int = 128,
           timeout: float = 1800.0, threads: int = 1, lifetime_seconds: float = 3600.0,
-          max_inferences: int = 0) -> Output:  # fmt: skip
+          max_inferences: int = 0) -> InferenceResult:  # fmt: skip
     """Embed or classify ``texts`` under MPC against ``services`` (default: local ones)."""
     services = services or local_services(model, threads=threads)
     session = session_for(services, model=model, threads=threads, lifetime_seconds=lifetime_seconds,

@@ -41,11 +41,11 @@ import torch
 from mpc import bert
 from mpc._crypten import comm
 from mpc.backends import SecureOps
-from mpc.comparison import comparison_protocol
 from mpc.config import BertConfig, load_weights, resolve_model_dir
 from mpc.errors import InputError, ProtocolError
 from mpc.meter import scope
-from mpc.protocols import ReusedWeightMask, exact_truncation
+from mpc.protocols import ReusedWeightMask
+from mpc.session import _agree, _share_weights, encode_and_reveal, exchange, tokenize
 
 _DRAIN = {"busy": False, "requested": False}
 
@@ -111,8 +111,6 @@ def weight_matrices(cfg: BertConfig) -> list[str]:
 
 
 def _setup(ctx) -> tuple[BertConfig, dict, SecureOps, str]:
-    from mpc.session import _agree, _share_weights
-
     p = ctx.params
     prepared = tokenizer_json = None
     if ctx.role == "model-owner":
@@ -156,18 +154,12 @@ def _peers_gone() -> bool:
     return bool(tls_backend.mesh().failed_peers())
 
 
-def _statuses(ctx, mine: dict) -> list[dict]:
-    return [comm.get().broadcast_obj(mine if r == ctx.rank else None, r) for r in range(ctx.world_size)]
-
-
 # ------------------------------------------------------------------------------------------
 # the job of every computing party
 
 
 def model_session_job(ctx) -> dict | None:
     """Set up once, then serve inferences until the data owner closes the session."""
-    from mpc.session import _reveal, _share_masks
-
     install_drain_handler()
     p = ctx.params
     limit_seconds = float(p.get("lifetime_seconds") or 0)
@@ -206,20 +198,13 @@ def model_session_job(ctx) -> dict | None:
             if T > cfg.max_position_embeddings:
                 raise InputError(f"padded length {T} exceeds the model's {cfg.max_position_embeddings} positions")
             ids, mask = (request["ids"], request["mask"]) if request else (None, None)
-            attn_mask, pool_mask = _share_masks(ctx, mask, B, T, "secure", ctx.device)
-            flat_ids = ids.reshape(-1) if ids is not None else None
-            with exact_truncation(True), comparison_protocol("dealer"):
-                hidden = bert.encoder(ops, cfg, W, flat_ids, attn_mask, B, T)
-                out = bert.classifier_logits(ops, cfg, W, hidden) if cfg.is_classifier else \
-                    bert.sentence_embedding(ops, hidden, pool_mask, T)  # fmt: skip
-                with scope("reveal"):
-                    values = _reveal(out, "secure")
-                    hidden_plain = _reveal(hidden, "secure") if command.get("return_hidden") else None
+            values, hidden_plain = encode_and_reveal(ctx, ops, cfg, W, ids, mask, B, T, backend="secure", cmp="dealer",
+                                                     return_hidden=bool(command.get("return_hidden")))  # fmt: skip
             count += 1
             expired = bool((limit_seconds and time.monotonic() - started > limit_seconds)
                            or (limit_count and count >= limit_count))  # fmt: skip
             dealer_leaving = ctx.rank == 0 and dealer_draining(ctx.device)
-            statuses = _statuses(ctx, {"role": ctx.role, "renew": _DRAIN["requested"] or expired,
+            statuses = exchange(ctx, {"role": ctx.role, "renew": _DRAIN["requested"] or expired,
                                        "dealer": dealer_leaving})  # fmt: skip
             _DRAIN["busy"] = False
             renew = [s["role"] for s in statuses if s["renew"]] + (["dealer"] if statuses[0]["dealer"] else [])
@@ -242,8 +227,6 @@ def model_session_job(ctx) -> dict | None:
 def _next_request(chan: socket.socket, tokenizer, cfg: BertConfig) -> dict:
     """The client's next request, tokenised; bad input is answered here and never reaches the
     other parties (the session stays usable)."""
-    from mpc.session import tokenize
-
     while True:
         got = recv_frame(chan)
         if got is None or got[0].get("op") == "close":

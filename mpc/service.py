@@ -500,15 +500,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s service %(levelname)s %(message)s")
     args = build_parser().parse_args(argv)
     if args.from_launcher:  # the embedded default: configuration and key down the pipe, die with the parent
-        head = os.read(0, 8)
-        n = int.from_bytes(head, "big")
-        data = b""
-        while len(data) < n:
-            chunk = os.read(0, n - len(data))
-            if not chunk:
-                return 2
-            data += chunk
-        params = json.loads(data)
+        from mpc.party import _read_exact  # the launcher's framing (mpc/launcher.py _send_params)
+
+        params = json.loads(_read_exact(0, int.from_bytes(_read_exact(0, 8), "big")))
         c = dict(params["config"])
         c["listen"] = tuple(c["listen"])
         c["metrics_listen"] = tuple(c["metrics_listen"]) if c.get("metrics_listen") else None

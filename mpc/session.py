@@ -105,11 +105,30 @@ def _share_masks(ctx, mask, B: int, T: int, backend: str, device: str):
     return mk.reshape(B, 1, 1, T), mk.reshape(B, T, 1)
 
 
+def exchange(ctx, mine):
+    """Every computing party's ``mine``, in rank order (one broadcast per party)."""
+    return [comm.get().broadcast_obj(mine if r == ctx.rank else None, r) for r in range(ctx.world_size)]
+
+
+def encode_and_reveal(ctx, ops, cfg: BertConfig, W: dict, ids, mask, B: int, T: int, *, backend: str, cmp: str,
+                      return_hidden: bool):  # fmt: skip
+    """Share the data owner's masks, run the encoder and its head on shares, and reveal the
+    outputs (and the last hidden states when asked) to the data owner only: (outputs, hidden),
+    None elsewhere."""
+    attn_mask, pool_mask = _share_masks(ctx, mask, B, T, backend, ctx.device)
+    flat_ids = ids.reshape(-1) if ids is not None else None
+    with exact_truncation(backend != "vanilla"), comparison_protocol(cmp):
+        hidden = bert.encoder(ops, cfg, W, flat_ids, attn_mask, B, T)
+        out = bert.classifier_logits(ops, cfg, W, hidden) if cfg.is_classifier else \
+            bert.sentence_embedding(ops, hidden, pool_mask, T)  # fmt: skip
+        with scope("reveal"):
+            return _reveal(out, backend), (_reveal(hidden, backend) if return_hidden else None)
+
+
 def _agree(ctx, facts: dict) -> None:
     """Every party states what it expects; any difference stops the session."""
     digest = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
-    mine = {"role": ctx.role, "digest": digest, "facts": facts}
-    theirs = [comm.get().broadcast_obj(mine if r == ctx.rank else None, r) for r in range(ctx.world_size)]
+    theirs = exchange(ctx, {"role": ctx.role, "digest": digest, "facts": facts})
     for other in theirs:
         if other["digest"] != digest:
             diff = {k: (facts.get(k), other["facts"].get(k)) for k in set(facts) | set(other["facts"])
@@ -159,20 +178,12 @@ def inference_job(ctx) -> dict | None:
 
     # 4. sharing (no communication: CrypTen's pseudo-random zero sharing)
     W = _share_weights(ctx, cfg, prepared, backend, device)
-    attn_mask, pool_mask = _share_masks(ctx, mask, B, T, backend, device)
-    flat_ids = ids.reshape(-1) if ids is not None else None
     del prepared
 
     # 5. the encoder on shares; reveal to the data owner only
-    ops = BACKENDS[backend]()
     cmp = "crypten" if backend == "secure-crypten-cmp" else "dealer"
-    with exact_truncation(backend != "vanilla"), comparison_protocol(cmp):
-        hidden = bert.encoder(ops, cfg, W, flat_ids, attn_mask, B, T)
-        out = bert.classifier_logits(ops, cfg, W, hidden) if cfg.is_classifier else \
-            bert.sentence_embedding(ops, hidden, pool_mask, T)  # fmt: skip
-        with scope("reveal"):
-            values = _reveal(out, backend)
-            hidden_plain = _reveal(hidden, backend) if p.get("return_hidden") else None
+    values, hidden_plain = encode_and_reveal(ctx, BACKENDS[backend](), cfg, W, ids, mask, B, T, backend=backend,
+                                             cmp=cmp, return_hidden=bool(p.get("return_hidden")))  # fmt: skip
     if ctx.role != "data-owner":
         return None
     result = {

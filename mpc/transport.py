@@ -53,13 +53,13 @@ _MAX_FRAME = int(os.environ.get("SMT_MAX_FRAME_BYTES", str(16 << 30)))
 
 
 @dataclass(kw_only=True)
-class MeshConfig:
+class _Party:
+    """This rank in its session: what both ways of setting up the links need."""
+
     rank: int
     parties: int  # computing parties; the dealer is rank ``parties``
-    rendezvous: tuple[str, int]  # rank 0's listening address, as every party reaches it
     identity: Identity
     timeout: float = 120.0  # for the whole set-up
-    advertise: str | None = None  # this party's listening host (ranks > 0); default: route to rendezvous
 
     @property
     def world(self) -> int:
@@ -67,33 +67,28 @@ class MeshConfig:
 
     def role(self, rank: int) -> str:
         return role_of_rank(rank, self.parties)
+
+
+@dataclass(kw_only=True)
+class MeshConfig(_Party):
+    rendezvous: tuple[str, int]  # rank 0's listening address, as every party reaches it
+    advertise: str | None = None  # this party's listening host (ranks > 0); default: route to rendezvous
 
     def connect(self) -> Mesh:
         return connect_mesh(self)
 
 
 @dataclass(kw_only=True)
-class ServiceMeshConfig:
+class ServiceMeshConfig(_Party):
     """A session against party services (mpc/service.py): each rank dials the services of the
     higher ranks (``endpoints``) and receives the links of the lower ranks from its service's
     supervisor (``inbox``: a Unix socket that hands over authenticated sockets).  The data owner
     (rank 0) only dials out, so it needs no listening port."""
 
-    rank: int
-    parties: int
-    identity: Identity
     session: str  # chosen by the data owner; routes links at the services
     endpoints: dict[int, tuple[str, int]]  # rank -> service address, for every rank above ours
     inbox: socket.socket | None = None
-    timeout: float = 120.0
     open: dict | None = None  # the data owner: open the session at each service first ({"model": name})
-
-    @property
-    def world(self) -> int:
-        return self.parties + 1
-
-    def role(self, rank: int) -> str:
-        return role_of_rank(rank, self.parties)
 
     def connect(self) -> Mesh:
         return connect_service_mesh(self)

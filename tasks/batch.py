@@ -225,12 +225,6 @@ def plan_shards(allowed_url: str, paths: RunPaths, *, shard_size: int, key: str,
     return shards
 
 
-def _model_name(model: str) -> str:
-    from pathlib import Path
-
-    return Path(model).name if Path(model).is_dir() else model
-
-
 def _redact(message: str, texts: list[str]) -> str:
     for text in sorted(texts, key=len, reverse=True):
         if text and len(text) >= 3:
@@ -276,7 +270,7 @@ def run_shard(shard: dict, *, model: str, parties: int, max_length: int, timeout
             f"shard {shard['index']} ({shard['records']} records) failed: "
             f"{type(err).__name__}: {_redact(str(err), texts)}", retryable=retryable) from None
     wall = time.perf_counter() - started
-    model_name = getattr(result, "model_name", None) or _model_name(model)
+    model_name = result.model_name
     outputs = np.asarray(result.outputs, dtype=np.float32)
     if outputs.shape[0] != len(part):
         raise ShardFailed(f"shard {shard['index']}: the engine returned {outputs.shape[0]} "
