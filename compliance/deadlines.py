@@ -7,15 +7,22 @@ Rules (shared/FACTS.md, "Legal deadlines"):
   periods in EU acts): a month ends on the same date of the next month, or that month's last day
   when it has no such date; a period ending on a Saturday, Sunday or public holiday (of the
   subject's country, when known) ends on the next working day.
-- CCPA regulations 7021: confirm receipt within 10 business days; answer within 45 calendar days
-  of receipt, extendable once by 45 more with notice.  7026 (opt-out of sale/sharing): comply
+- CCPA regulations 7021: confirm receipt within 10 business days *after* receipt (7021(a): the
+  day of receipt is not counted); answer within 45 calendar days, extendable once by 45 more
+  with notice.  7021(b): "The 45-day period will begin on the day that the business receives
+  the request" and allows "a maximum total of 90 calendar days from the day the request is
+  received": we read "begin on the day" as counting the day of receipt as day 1 (the stricter
+  reading: due at the end of receipt + 44 days, extended receipt + 89), not as day 0.  7026 (opt-out of sale/sharing): comply
   within 15 business days; no confirmation step.  Business days skip weekends and the
   holidays of ``holidays.US(subdiv="CA")`` (a maintained library, not a hand-written list).
   Calendar-day deadlines are not moved off weekends (the earlier date is the safe one).
 - Singapore PDPA access/correction: 30 calendar days.  The PDPA has no fixed extension (the
   organisation tells the individual when it will answer); ``extended_respond`` refuses it.
 
-Day counts start the day after receipt.  A deadline is the end (23:59:59) of its local day,
+GDPR periods start from the day of receipt in the *controller's* time zone (the request reaches
+the controller; ``ComplianceSettings.controller_time_zone``), not the subject's.
+
+Other day counts start the day after receipt.  A deadline is the end (23:59:59) of its local day,
 returned in UTC.
 """
 
@@ -110,7 +117,7 @@ def _respond_day(
             if extended:
                 raise ComplianceError("CCPA opt-out requests have no extension (regs 7026)")
             return add_business_days(start, 15, calendar)
-        return start + timedelta(days=90 if extended else 45)
+        return start + timedelta(days=(90 if extended else 45) - 1)  # day of receipt is day 1
     if extended:
         raise ComplianceError(
             "the PDPA sets no fixed extension: tell the individual in writing when you will"

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from compliance import export, files
+from compliance import export, files, restriction, suppression
 from compliance.audit import rowcount
 from compliance.errors import ComplianceError, ErasureIncompleteError
 from compliance.models import (
@@ -181,6 +181,11 @@ def _scan(session, request, step, export_dir, actor, now) -> dict[str, Any]:  # 
 def _erase_store(
     session: Session, request: DataSubjectRequest, subject_id: str, actor: str, now: datetime
 ) -> dict[str, Any]:
+    subject = session.get(Subject, subject_id)
+    kept: list[str] = []
+    if subject is not None:
+        # an objection, opt-out or withdrawn consent must outlive the erasure (keyed hash only)
+        kept = suppression.record(session, subject, actor=actor, now=now)
     consents = rowcount(session.execute(delete(Consent).where(Consent.subject_id == subject_id)))
     unlinked = rowcount(
         session.execute(
@@ -190,7 +195,6 @@ def _erase_store(
             .execution_options(synchronize_session=False)
         )
     )
-    subject = session.get(Subject, subject_id)
     if subject is not None:
         session.delete(subject)  # its salt goes with it: audit entries become unlinkable
     request.subject_id = None
@@ -211,7 +215,7 @@ def _erase_store(
     )
     if left:
         raise ErasureIncompleteError(f"request {request.id}: the store still holds the subject")
-    return {"consents_deleted": consents, "requests_unlinked": unlinked}
+    return {"consents_deleted": consents, "requests_unlinked": unlinked, "suppressed": kept}
 
 
 def _rectify(session, request, step, export_dir, actor, now) -> dict[str, Any]:  # type: ignore[no-untyped-def]
@@ -230,7 +234,13 @@ def _flags(session, request, step, export_dir, actor, now) -> dict[str, Any]:  #
     flag = {T.RESTRICTION: "restricted", T.OBJECTION: "objected", T.OPT_OUT: "opted_out"}[
         RequestType(request.type)
     ]
-    set_flags(session, subject, actor=actor, now=now, reason=f"dsr:{request.id}", **{flag: True})
+    if flag == "restricted":
+        restriction.restrict(
+            session, subject, restriction.ground(request), basis="GDPR Art. 18(1)", actor=actor,
+            now=now,
+        )
+    else:
+        set_flags(session, subject, actor=actor, now=now, reason=f"dsr:{request.id}", **{flag: True})
     return {"flag": flag}
 
 

@@ -7,6 +7,7 @@ so a reader never sees a half-written file and a crash leaves the old file whole
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any
 
@@ -15,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
 
 from compliance.errors import ComplianceError
 
@@ -148,11 +150,21 @@ def delete(url: str) -> bool:
 
 
 def write_bytes_atomic(url: str, data: bytes) -> None:
+    """Write ``data`` whole or not at all.  A local file holds personal data: it is created
+    0600 (its folder 0700 when new), never readable by other users even for an instant."""
     fs, path = _fs(url)
     parent = path.rsplit("/", 1)[0]
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    if isinstance(fs, LocalFileSystem):
+        if parent:
+            os.makedirs(parent, mode=0o700, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+        return
     if parent:
         fs.makedirs(parent, exist_ok=True)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
     with fs.open(tmp, "wb") as f:
         f.write(data)
     fs.mv(tmp, path)

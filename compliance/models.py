@@ -95,6 +95,10 @@ class Subject(Base):
     restricted: Mapped[bool] = mapped_column(Boolean, default=False)
     objected: Mapped[bool] = mapped_column(Boolean, default=False)
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Why processing is restricted: "request:<id>" for an interim restriction while a contest
+    # (rectification) or an objection is pending (Art. 18(1)(a),(d)), "request:<id>" of a
+    # restriction request too; the flag is lifted when no ground is left (Art. 18(3)).
+    restriction_grounds: Mapped[list[str]] = mapped_column(JSON, default=list)
     audit_salt: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -203,6 +207,25 @@ class RetentionPolicy(Base):
     category: Mapped[str] = mapped_column(String(32))
     regime: Mapped[str] = mapped_column(String(8))  # a Regime value, or "*" for any
     days: Mapped[int] = mapped_column(Integer)
+
+
+class Suppression(Base):
+    """What outlives an erasure: a keyed hash of the subject id and why it must not be processed.
+
+    Art. 7(3), 17(3), 21(3) GDPR and CCPA 1798.120: erasing a subject who withdrew consent,
+    objected or opted out must not make them processable again.  No other data is kept: ``ref``
+    is HMAC-SHA256 of the id under a key outside the database (``compliance.suppression``),
+    ``scope`` is a purpose (for a withdrawn consent) or ``*`` (objection, opt-out).
+    """
+
+    __tablename__ = "suppressions"
+    __table_args__ = (UniqueConstraint("ref", "reason", "scope"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ref: Mapped[str] = mapped_column(String(64), index=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    scope: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class AuditEntry(Base):

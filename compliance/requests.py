@@ -24,14 +24,22 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from compliance import audit, deadlines, metrics
+from compliance import audit, deadlines, metrics, restriction
 from compliance.errors import (
     ComplianceError,
     ConcurrentUpdateError,
     InvalidTransitionError,
     NotFoundError,
 )
-from compliance.models import DataSubjectRequest, Deadline, Regime, RequestStatus, RequestType
+from compliance.i18n import N_
+from compliance.models import (
+    DataSubjectRequest,
+    Deadline,
+    Regime,
+    RequestStatus,
+    RequestType,
+    Subject,
+)
 from compliance.subjects import DEFAULT_TIME_ZONE, ensure_subject
 
 
@@ -72,7 +80,12 @@ def _deadline(request: DataSubjectRequest, obligation: str) -> Deadline | None:
 
 
 def _apply(
-    session: Session, request: DataSubjectRequest, event: Event, now: datetime, reason: str | None
+    session: Session,
+    request: DataSubjectRequest,
+    event: Event,
+    now: datetime,
+    reason: str | None,
+    at: datetime | None = None,
 ) -> None:
     """Side effects of an allowed event (status is set by ``transition``)."""
     if event is Event.ACKNOWLEDGE:
@@ -82,7 +95,13 @@ def _apply(
                 "nothing to acknowledge: only CCPA know/delete/correct requests need a receipt"
                 " confirmation, and only once"
             )
-        request.acknowledged_at = confirm.met_at = now
+        sent = at or now
+        if sent > now or sent < request.received_at:
+            raise InvalidTransitionError(
+                f"the confirmation's time {sent.isoformat()} must lie between the request's"
+                f" receipt ({request.received_at.isoformat()}) and now"
+            )
+        request.acknowledged_at = confirm.met_at = sent
     elif event is Event.EXTEND:
         respond = _deadline(request, deadlines.RESPOND)
         if request.extended_at is not None or respond is None:
@@ -106,7 +125,44 @@ def _apply(
         request.closed_at = now
         if event is not Event.CANCEL:
             for d in request.deadlines:
-                d.met_at = d.met_at or now
+                # a receipt confirmation owed by its own deadline is not met by a late answer
+                # (CCPA regs 7021(a)): only an answer sent in time also confirms receipt
+                if d.met_at is None and (d.obligation == deadlines.RESPOND or now <= d.due_at):
+                    d.met_at = now
+        _end_interim_restriction(session, request, event, now)
+
+
+_LIFT_REASONS = {
+    (RequestType.RECTIFICATION, Event.COMPLETE): N_("your data was rectified."),
+    (RequestType.RECTIFICATION, Event.REJECT): N_("we verified your data and found it accurate."),
+    (RequestType.OBJECTION, Event.COMPLETE): N_(
+        "your objection was upheld; we no longer process your data for this purpose."
+    ),
+    (RequestType.OBJECTION, Event.REJECT): N_(
+        "we found compelling legitimate grounds that override your objection."
+    ),
+}
+_WITHDRAWN = N_("your request was withdrawn.")
+
+
+def _end_interim_restriction(
+    session: Session, request: DataSubjectRequest, event: Event, now: datetime
+) -> None:
+    """Closing a contest or an objection ends its interim restriction (Art. 18(1)(a),(d))."""
+    if not restriction.needs_interim(request) or request.subject_id is None:
+        return
+    subject = session.get(Subject, request.subject_id)
+    if subject is None or restriction.ground(request) not in (subject.restriction_grounds or []):
+        return
+    reason = _LIFT_REASONS.get((RequestType(request.type), event), _WITHDRAWN)
+    restriction.release(
+        session,
+        subject,
+        [restriction.ground(request)],
+        reason=reason,
+        actor=request.claimed_by or "smt",
+        now=now,
+    )
 
 
 def transition(
@@ -118,8 +174,10 @@ def transition(
     reason: str | None = None,
     details: dict[str, Any] | None = None,
     now: datetime | None = None,
+    at: datetime | None = None,
 ) -> DataSubjectRequest:
-    """The only place a request's status changes.  Raises ``InvalidTransitionError`` for an event
+    """The only place a request's status changes (``at``: when an acknowledgement was sent,
+    if earlier than now).  Raises ``InvalidTransitionError`` for an event
     not allowed in the current status (nothing is changed then)."""
     try:
         event = Event(event)
@@ -138,7 +196,9 @@ def transition(
         )
     if event in NEEDS_REASON and not reason:
         raise InvalidTransitionError(f"{event.value} needs a reason (it is audited)")
-    _apply(session, request, event, now, reason)
+    if at is not None and event is not Event.ACKNOWLEDGE:
+        raise InvalidTransitionError("only an acknowledgement takes a time of its own")
+    _apply(session, request, event, now, reason, at)
     request.status = target.value
     request.updated_at = now
     if event is Event.START:
@@ -164,6 +224,7 @@ def transition(
             "type": request.type,
             "regime": request.regime,
             **({"reason": reason} if reason else {}),
+            **({"at": at.isoformat()} if at else {}),
             **(details or {}),
         },
         actor=actor,
@@ -184,11 +245,19 @@ def submit(
     regime: Regime | str,
     received_at: datetime | None = None,
     time_zone: str | None = None,
+    country: str | None = None,
+    controller_time_zone: str | None = None,
     payload: dict[str, Any] | None = None,
     actor: str = "smt",
     now: datetime | None = None,
 ) -> DataSubjectRequest:
-    """Record a request and its deadlines (in the subject's time zone)."""
+    """Record a request and its deadlines.
+
+    GDPR deadlines are dated and counted in the controller's time zone (the day the request
+    reaches the controller; ``controller_time_zone``, default the regime's), CCPA and PDPA ones
+    in the subject's (``time_zone``, else stored, else the regime's).  ``country`` (ISO 3166
+    alpha-2) is the subject's: its public holidays move a GDPR period's end (Reg. 1182/71);
+    a new subject stores it."""
     now = now or datetime.now(UTC)
     try:
         regime, rtype = Regime(regime), RequestType(rtype)
@@ -200,11 +269,20 @@ def submit(
     received_at = received_at or now
     if received_at.tzinfo is None:
         raise ComplianceError("received_at must be timezone-aware (e.g. 2026-11-25T10:00:00Z)")
-    subject = ensure_subject(session, subject_id, time_zone=time_zone, actor=actor, now=now)
-    zone = time_zone or subject.time_zone or DEFAULT_TIME_ZONE[regime]
+    if country is not None and not (len(country) == 2 and country.isalpha()):
+        raise ComplianceError(
+            f"country {country!r}: give the subject's ISO 3166 alpha-2 code, e.g. FR or DE"
+        )
+    subject = ensure_subject(
+        session, subject_id, time_zone=time_zone, country=country, actor=actor, now=now
+    )
+    if regime is Regime.GDPR:
+        zone = controller_time_zone or DEFAULT_TIME_ZONE[regime]
+    else:
+        zone = time_zone or subject.time_zone or DEFAULT_TIME_ZONE[regime]
     payload = dict(payload or {})
-    if subject.country:
-        payload.setdefault("country", subject.country)
+    if country or subject.country:
+        payload.setdefault("country", (country or subject.country or "").upper())
     due = deadlines.compute(regime, rtype, received_at, zone, country=payload.get("country"))
     request = DataSubjectRequest(
         id=str(uuid.uuid4()),
@@ -218,7 +296,13 @@ def submit(
         result={},
         deadlines=[Deadline(obligation=o, due_at=d) for o, d in due.items()],
     )
-    return transition(session, request, Event.SUBMIT, actor=actor, now=now)
+    transition(session, request, Event.SUBMIT, actor=actor, now=now)
+    if restriction.needs_interim(request):
+        basis = "GDPR Art. 18(1)(a)" if rtype is RequestType.RECTIFICATION else "GDPR Art. 18(1)(d)"
+        restriction.restrict(
+            session, subject, restriction.ground(request), basis=basis, actor=actor, now=now
+        )
+    return request
 
 
 def get_request(
@@ -251,7 +335,20 @@ def claim(
         return None
 
 
-def describe(request: DataSubjectRequest) -> dict[str, Any]:
+def deadline_state(d: Deadline, request: DataSubjectRequest, now: datetime | None = None) -> str:
+    """``met`` (in time), ``late`` (done after the due time), ``missed`` (not done, and past due
+    or never to be done: the request closed without it), ``open``, or ``void`` (cancelled)."""
+    now = now or datetime.now(UTC)
+    if d.met_at is not None:
+        return "met" if d.met_at <= d.due_at else "late"
+    if request.status == RequestStatus.CANCELLED:
+        return "void"
+    if request.closed_at is not None or now > d.due_at:
+        return "missed"
+    return "open"
+
+
+def describe(request: DataSubjectRequest, now: datetime | None = None) -> dict[str, Any]:
     return {
         "id": request.id,
         "type": request.type,
@@ -263,9 +360,11 @@ def describe(request: DataSubjectRequest) -> dict[str, Any]:
                 "obligation": d.obligation,
                 "due_at": d.due_at.isoformat(),
                 "met_at": d.met_at.isoformat() if d.met_at else None,
+                "state": deadline_state(d, request, now),
             }
             for d in request.deadlines
         ],
+        "acknowledged_at": request.acknowledged_at.isoformat() if request.acknowledged_at else None,
         "extended": request.extended_at is not None,
         "export": request.result.get("export"),
     }

@@ -24,6 +24,8 @@ class ComplianceSettings(BaseSettings):
     - ``audit_key_file`` (``SMT_AUDIT_KEY_FILE``) or ``audit_key`` (``SMT_AUDIT_KEY``, hex): the
       HMAC key of the audit chain, kept outside the database (a file, mode 0600, created on
       first use; in production a mounted secret).
+    - ``controller_time_zone`` (``SMT_CONTROLLER_TIME_ZONE``): IANA zone of the controller's
+      establishment; GDPR requests are dated (day of receipt) and counted in it.
     - ``audit_anchor_url`` (``SMT_AUDIT_ANCHOR_URL``): where ``smt audit checkpoint`` anchors the
       chain's head (append-only: a local JSON-lines file, or one new object per checkpoint
       under an ``s3://`` prefix).
@@ -37,3 +39,4 @@ class ComplianceSettings(BaseSettings):
     audit_key_file: str = Field(default=str(DEFAULT_DIR / "audit.key"))
     audit_key: str | None = Field(default=None, repr=False)
     audit_anchor_url: str = Field(default=str(DEFAULT_DIR / "audit-anchors.jsonl"))
+    controller_time_zone: str = "Europe/Brussels"

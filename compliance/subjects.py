@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from compliance import audit
+from compliance import audit, suppression
 from compliance.errors import ComplianceError, NotFoundError
 from compliance.gate import ExclusionReason, GateDecision, Policy
 from compliance.models import Consent, Regime, Subject
@@ -77,6 +77,7 @@ def ensure_subject(
         restricted=False,
         objected=False,
         opted_out=False,
+        restriction_grounds=[],
         audit_salt=secrets.token_hex(32),
         created_at=now,
         updated_at=now,
@@ -113,6 +114,8 @@ def record_consent(
     )
     session.add(consent)
     session.flush()
+    if given:  # the subject's own new act overrides what an earlier erasure kept
+        suppression.lift(session, subject.id, purpose, actor=actor, now=now)
     audit.append(
         session,
         action="consent.given" if given else "consent.withdrawn",
@@ -143,6 +146,7 @@ def describe_subject(session: Session, subject_id: str) -> dict[str, Any]:
         "region": subject.region,
         "time_zone": subject.time_zone,
         "restricted": subject.restricted,
+        "restriction_grounds": list(subject.restriction_grounds or []),
         "objected": subject.objected,
         "opted_out": subject.opted_out,
         "consents": {
@@ -238,9 +242,10 @@ def decide(
             .order_by(Consent.id)
         ).scalars():
             latest[c.subject_id] = c
+    suppressed = suppression.suppressed(session, ids, purpose=purpose)
     decisions = {}
     for sid in ids:
-        reason = _exclusion(subjects.get(sid), latest.get(sid), policy)
+        reason = _exclusion(subjects.get(sid), latest.get(sid), policy) or suppressed.get(sid)
         decisions[sid] = GateDecision(subject_id=sid, allowed=reason is None, reason=reason)
     return decisions
 

@@ -5,6 +5,8 @@
     smt dsr submit --type T --subject S --regime R [--received-at ISO] [--time-zone TZ]
     smt dsr run ID [--dry-run]          (the data-subject-request Prefect flow)
     smt dsr status ID | smt dsr list [--status S] | smt dsr extend ID --reason R
+    smt dsr acknowledge ID [--at ISO]   (CCPA receipt confirmation sent)
+    smt dsr lift-restriction --subject S --reason R [--ground request:ID]
     smt retention run [--dry-run]       (the retention-cleanup Prefect flow)
     smt audit verify                    (exit 1 when the chain is broken)
 
@@ -20,16 +22,17 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 
-from compliance import audit, requests, service
+from compliance import audit, requests, restriction, service
 from compliance.db import open_store, transaction
-from compliance.models import DataSubjectRequest, Regime, RequestType
+from compliance.errors import ComplianceError
+from compliance.models import DataSubjectRequest, Regime, RequestStatus, RequestType
 from compliance.settings import ComplianceSettings
-from compliance.subjects import describe_subject, ensure_subject, record_consent
+from compliance.subjects import describe_subject, ensure_subject, get_subject, record_consent
 from mpc.errors import SmtError
 
 Handler = Callable[[argparse.Namespace, ComplianceSettings], tuple[int, dict[str, Any]]]
@@ -56,6 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--regime", required=True, choices=[r.value for r in Regime])
     p.add_argument("--received-at", type=_aware, help="ISO time with offset (default: now)")
     p.add_argument("--time-zone", help="subject's IANA time zone (default: stored or regime's)")
+    p.add_argument("--country", help="subject's ISO 3166 alpha-2 country (its public holidays)")
     p.add_argument("--changes", type=json.loads, help='rectification: JSON, e.g. {"locale":"fr"}')
     p = _leaf(dsub, "run", "execute a request (resumes where it stopped)", _dsr_run)
     p.add_argument("id")
@@ -67,6 +71,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = _leaf(dsub, "extend", "extend the answer deadline once, with a reason", _dsr_extend)
     p.add_argument("id")
     p.add_argument("--reason", required=True)
+    p = _leaf(dsub, "acknowledge", "record the receipt confirmation sent (CCPA regs 7021(a))",
+              _dsr_acknowledge)
+    p.add_argument("id")
+    p.add_argument("--at", type=_aware, help="when it was sent, ISO with offset (default: now)")
+    p = _leaf(dsub, "lift-restriction",
+              "inform the subject and lift a restriction of processing (GDPR Art. 18(3))",
+              _dsr_lift_restriction)
+    p.add_argument("--subject", required=True)
+    p.add_argument("--reason", required=True, help="told to the subject in the notice")
+    p.add_argument("--ground", action="append",
+                   help="lift only this ground (e.g. request:<id>); default: all")
 
     retention = subparsers.add_parser("retention", help="retention cleanup")
     rsub = retention.add_subparsers(dest="retention_command", required=True)
@@ -144,6 +159,8 @@ def _dsr_submit(args: argparse.Namespace, s: ComplianceSettings) -> tuple[int, d
             regime=args.regime,
             received_at=args.received_at,
             time_zone=args.time_zone,
+            country=args.country,
+            controller_time_zone=s.controller_time_zone,
             payload={"changes": args.changes} if args.changes else None,
             actor=s.actor,
         )
@@ -155,7 +172,8 @@ def _short(described: dict[str, Any]) -> dict[str, Any]:
         "id": described["id"],
         "status": described["status"],
         "deadlines": [
-            {"obligation": d["obligation"], "due_at": d["due_at"]} for d in described["deadlines"]
+            {"obligation": d["obligation"], "due_at": d["due_at"], "state": d["state"]}
+            for d in described["deadlines"]
         ],
     }
 
@@ -178,6 +196,11 @@ def _dsr_list(args: argparse.Namespace, s: ComplianceSettings) -> tuple[int, dic
     with open_store(s.database_url)() as session:
         stmt = select(DataSubjectRequest).order_by(DataSubjectRequest.received_at.desc())
         if args.status:
+            if args.status not in {st.value for st in RequestStatus}:
+                raise ComplianceError(
+                    f"unknown status {args.status!r}; use one of"
+                    f" {', '.join(st.value for st in RequestStatus)}"
+                )
             stmt = stmt.where(DataSubjectRequest.status == args.status)
         rows = [_short(requests.describe(r)) for r in session.execute(stmt).scalars()]
     return 0, {"requests": rows}
@@ -188,6 +211,24 @@ def _dsr_extend(args: argparse.Namespace, s: ComplianceSettings) -> tuple[int, d
         request = requests.get_request(session, args.id, for_update=True)
         requests.transition(session, request, "extend", actor=s.actor, reason=args.reason)
         return 0, _short(requests.describe(request))
+
+
+def _dsr_acknowledge(args: argparse.Namespace, s: ComplianceSettings) -> tuple[int, dict[str, Any]]:
+    with transaction(open_store(s.database_url)) as session:
+        request = requests.get_request(session, args.id, for_update=True)
+        requests.transition(session, request, "acknowledge", actor=s.actor, at=args.at)
+        return 0, _short(requests.describe(request))
+
+
+def _dsr_lift_restriction(
+    args: argparse.Namespace, s: ComplianceSettings
+) -> tuple[int, dict[str, Any]]:
+    with transaction(open_store(s.database_url)) as session:
+        subject = get_subject(session, args.subject)
+        return 0, restriction.lift(
+            session, subject, reason=args.reason, actor=s.actor, now=datetime.now(UTC),
+            grounds=args.ground,
+        )
 
 
 def _retention_run(args: argparse.Namespace, s: ComplianceSettings) -> tuple[int, dict[str, Any]]:

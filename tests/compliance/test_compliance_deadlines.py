@@ -3,7 +3,7 @@ changes, weekends and public holidays (Thanksgiving, Christmas, New Year)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -71,8 +71,9 @@ def test_ccpa_received_the_day_before_thanksgiving():
     # 30 Nov, 1-4 Dec, 7-11 Dec -> the 10th business day is Fri 11 Dec
     due = ccpa(RequestType.KNOW, datetime(2026, 11, 25, 10, 0, tzinfo=LA))
     assert due["confirm_receipt"] == local_end(LA, 2026, 12, 11)
-    assert due["respond"] == local_end(LA, 2027, 1, 9)  # 45 calendar days
-    assert due["respond"] == datetime(2027, 1, 10, 7, 59, 59, tzinfo=UTC)  # PST, UTC-8
+    # 45 calendar days counted from the day of receipt as day 1 (7021(b)): 25 Nov + 44
+    assert due["respond"] == local_end(LA, 2027, 1, 8)
+    assert due["respond"] == datetime(2027, 1, 9, 7, 59, 59, tzinfo=UTC)  # PST, UTC-8
 
 
 def test_ccpa_across_christmas_and_new_year():
@@ -80,7 +81,7 @@ def test_ccpa_across_christmas_and_new_year():
     # [1 Jan holiday], Mon 4 Jan 2027 is the 10th
     due = ccpa(RequestType.DELETE, datetime(2026, 12, 17, 16, 0, tzinfo=LA))
     assert due["confirm_receipt"] == local_end(LA, 2027, 1, 4)
-    assert due["respond"] == local_end(LA, 2027, 1, 31)
+    assert due["respond"] == local_end(LA, 2027, 1, 30)
 
 
 def test_ccpa_receipt_date_in_los_angeles_not_utc():
@@ -90,9 +91,21 @@ def test_ccpa_receipt_date_in_los_angeles_not_utc():
 
 
 def test_ccpa_across_dst_end():
-    # received Fri 30 Oct 2026 (PDT); 45 days later is 14 Dec (PST): local end of day either way
+    # received Fri 30 Oct 2026 (PDT); day 45 is 13 Dec (PST): local end of day either way
     due = ccpa(RequestType.CORRECT, datetime(2026, 10, 30, 9, 0, tzinfo=LA))
-    assert due["respond"] == datetime(2026, 12, 15, 7, 59, 59, tzinfo=UTC)
+    assert due["respond"] == datetime(2026, 12, 14, 7, 59, 59, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("extended,last_day", [(False, 44), (True, 89)])
+def test_ccpa_period_begins_on_the_day_of_receipt(extended, last_day):
+    # 7021(b): "the 45-day period will begin on the day that the business receives the
+    # request"; a maximum of 90 days "from the day the request is received".  Received at
+    # 23:59 on 1 Jul: 1 Jul is day 1, so day 45 is 14 Aug (1 Jul + 44) and day 90 is 28 Sep.
+    received = datetime(2026, 7, 1, 23, 59, tzinfo=LA)
+    due = ccpa(RequestType.KNOW, received, extended=extended)
+    expected = received.date() + timedelta(days=last_day)
+    assert due["respond"] == local_end(LA, expected.year, expected.month, expected.day)
+    assert expected == (date(2026, 9, 28) if extended else date(2026, 8, 14))
 
 
 def test_ccpa_opt_out_fifteen_business_days_and_no_receipt_step():
@@ -106,8 +119,8 @@ def test_ccpa_opt_out_fifteen_business_days_and_no_receipt_step():
 def test_ccpa_extension_is_ninety_days_from_receipt():
     received = datetime(2026, 11, 25, 10, 0, tzinfo=LA)
     due = ccpa(RequestType.KNOW, received, extended=True)
-    assert due["respond"] == local_end(LA, 2027, 2, 23)
-    assert due["respond"].astimezone(LA).date() - received.date() == timedelta(days=90)
+    assert due["respond"] == local_end(LA, 2027, 2, 22)  # day 90, receipt day being day 1
+    assert due["respond"].astimezone(LA).date() - received.date() == timedelta(days=89)
 
 
 def test_pdpa_thirty_days_and_no_fixed_extension():

@@ -73,13 +73,20 @@ def test_access_exports_exactly_the_subjects_records(factory, world):
         assert audit.verify(s).ok
 
 
-def test_ccpa_know_looks_back_twelve_months(factory, world):
-    write_run(factory, world["out"], "run-old", ["alice"], started_at=NOW - timedelta(days=400))
+def test_ccpa_know_covers_everything_since_2022(factory, world):
+    # 11 CCR 7024(h): not 12 months, but everything collected on or after 1 January 2022
+    write_run(factory, world["out"], "run-2025", ["alice"], started_at=NOW - timedelta(days=400))
+    write_run(factory, world["out"], "run-2022", ["alice"],
+              started_at=datetime(2022, 1, 1, 0, 30, tzinfo=UTC))
+    write_run(factory, world["out"], "run-2021", ["alice"],
+              started_at=datetime(2021, 12, 30, tzinfo=UTC))
     rid = _submit(factory, "alice", "know", regime="ccpa")
     with zipfile.ZipFile(_run(factory, world, rid)["export"]) as zf:
         doc = json.loads(zf.read("export.json"))
-    assert "run-old" not in {r["run_id"] for r in doc["inference_results"]}
-    assert len(doc["inference_results"]) == 3
+    runs = {r["run_id"] for r in doc["inference_results"]}
+    assert {"run-2025", "run-2022"} <= runs and "run-2021" not in runs
+    assert len(doc["inference_results"]) == 5
+    assert doc["lookback_since"].startswith("2022-01-01")
 
 
 def test_erasure_removes_the_subject_everywhere(factory, world):

@@ -126,6 +126,9 @@ def test_inference_then_access_then_erasure(tmp_path, env, tiny_model, prefect_h
     if "subject_id" in pq.read_schema(quarantine).names:
         assert [q["record_id"] for q in doc["quarantine"]] == ["r5"]
 
+    # alice withdraws her consent, then asks for erasure: the withdrawal must outlive it
+    code, _ = smt("consent", "withdraw", "--subject", "alice")
+    assert code == 0
     code, erasure = smt("dsr", "submit", "--type", "erasure", "--subject", "alice",
                         "--regime", "gdpr")
     code, preview = smt("dsr", "run", erasure["id"], "--dry-run")
@@ -141,6 +144,21 @@ def test_inference_then_access_then_erasure(tmp_path, env, tiny_model, prefect_h
     assert status["status"] == "completed" and "erase:store" in status["steps_done"]
     code, verify = smt("audit", "verify")
     assert code == 0 and verify["ok"] and verify["entries"] > 5
+
+    # the next run (the same batch again) must not process her: the store kept a suppression
+    again = secure_inference(params=InferenceParams(
+        input_url=_batch(tmp_path / "batch2.csv"), output_url=str(out), model=str(tiny_model),
+        run_id="e2e-after-erasure", shard_size=8, max_length=16, dry_run=True,
+    ))
+    assert again["status"] == "dry_run" and again["records_excluded"] == 2
+    counts = json.loads(Path(again["manifest"]).read_text())["counts"]
+    assert counts["excluded_by_reason"] == {"consent_withdrawn": 2}
+    engine = make_engine(env["url"])
+    with engine.connect() as conn:
+        kept = conn.execute(text("select ref, reason, scope from suppressions")).all()
+    engine.dispose()
+    assert [(r.reason, r.scope) for r in kept] == [("consent_withdrawn", "secure_inference")]
+    assert len(kept[0].ref) == 64 and "alice" not in kept[0].ref
 
 
 def test_retention_flow_dry_run_then_real(env, prefect_harness):
@@ -161,8 +179,16 @@ def test_cli_process_consent_dsr_and_tampered_audit(env):
                     "--received-at", "2026-11-25T10:00:00-08:00")
     assert set(out) == {"id", "status", "deadlines"}
     assert {d["obligation"]: d["due_at"] for d in out["deadlines"]} == {
-        "respond": "2027-01-10T07:59:59+00:00", "confirm_receipt": "2026-12-12T07:59:59+00:00"
+        "respond": "2027-01-09T07:59:59+00:00", "confirm_receipt": "2026-12-12T07:59:59+00:00"
     }
+    # the receipt confirmation is recorded by a command of its own, with the time it was sent
+    code, acked = smt("dsr", "acknowledge", out["id"], "--at", "2026-11-30T09:00:00-08:00")
+    assert code == 0
+    assert {d["obligation"]: d["state"] for d in acked["deadlines"]}["confirm_receipt"] == "met"
+    code, again = smt("dsr", "acknowledge", out["id"])
+    assert code == 1 and "only once" in again["error"]
+    code, bad_status = smt("dsr", "list", "--status", "closed")
+    assert code == 1 and "unknown status 'closed'" in bad_status["error"]
     code, bad = smt("dsr", "submit", "--type", "know", "--subject", "s-1", "--regime", "gdpr")
     assert code == 1 and "use one of" in bad["error"]
     code, ok = smt("audit", "verify")

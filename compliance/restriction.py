@@ -1,0 +1,175 @@
+"""Restriction of processing (GDPR Art. 18): interim restriction and its lifting.
+
+A subject's ``restricted`` flag is the gate's input; ``restriction_grounds`` says why it is set:
+``request:<id>`` for each request that restricts processing:
+
+- an interim restriction while the subject contests accuracy (a rectification request,
+  Art. 18(1)(a)) or while an objection is being weighed (Art. 18(1)(d)).  The GDPR gives the
+  subject the right to obtain it; we apply it on receipt without waiting for a separate
+  request (the stricter reading: no processing of contested data at all while it is pending).
+- a restriction request (Art. 18(1)), once executed.
+
+Closing an interim ground's request (completed, rejected or cancelled) removes that ground; the
+restriction itself is lifted only when no ground is left, and ``lift`` removes grounds on a
+controller's decision (e.g. the restriction request's period ended).  Either way Art. 18(3)
+applies: the subject is informed *before* the restriction is lifted.  The notice (in the
+subject's language) is stored in the ``result`` of each request whose ground ended, so it is
+delivered with the answer and erased with the subject; the audit entry records the grounds, the
+reason and that a notice was produced, never the subject id.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from compliance import audit
+from compliance.errors import ComplianceError
+from compliance.i18n import DEFAULT_LOCALE, translator
+from compliance.models import DataSubjectRequest, Regime, RequestType, Subject
+from mpc.errors import InputError
+
+INTERIM_TYPES = frozenset({RequestType.RECTIFICATION, RequestType.OBJECTION})
+
+
+def ground(request: DataSubjectRequest) -> str:
+    return f"request:{request.id}"
+
+
+def needs_interim(request: DataSubjectRequest) -> bool:
+    return request.regime == Regime.GDPR and RequestType(request.type) in INTERIM_TYPES
+
+
+def restrict(
+    session: Session, subject: Subject, why: str, *, basis: str, actor: str, now: datetime
+) -> None:
+    """Add a ground and set the flag (audited)."""
+    grounds = list(subject.restriction_grounds or [])
+    if why not in grounds:
+        grounds.append(why)
+    subject.restriction_grounds = grounds
+    subject.restricted = True
+    subject.updated_at = now
+    audit.append(
+        session,
+        action="subject.restricted",
+        object_type="subject",
+        object_id="-",
+        subject_ref=audit.subject_ref(subject),
+        details={"ground": why, "basis": basis},
+        actor=actor,
+        now=now,
+    )
+
+
+def notice(subject: Subject, *, since: datetime | None, reason: str, now: datetime) -> dict[str, Any]:
+    """The Art. 18(3) information, in the subject's language (English when none is stored)."""
+    locale, flagged = subject.locale or DEFAULT_LOCALE, subject.locale is None
+    try:
+        t = translator(locale, subject.time_zone or "UTC")
+    except InputError:
+        t, flagged = translator(DEFAULT_LOCALE, subject.time_zone or "UTC"), True
+    _ = t.gettext
+    lines = [
+        _("Hello,"),
+        _(
+            "The restriction of processing of your personal data ends on %(date)s. From then on"
+            " we may process your data again as described in our privacy notice."
+        )
+        % {"date": t.datetime(now)},
+        _("Reason: %(reason)s") % {"reason": _(reason)},
+        _(
+            "You may object to the processing, ask for its restriction again or lodge a"
+            " complaint with a supervisory authority."
+        ),
+    ]
+    title = _("Restriction of processing lifted")
+    return {
+        "locale": t.locale,
+        "fallback_locale": flagged,
+        "title": title,
+        "text": "\n".join([title, "", *lines]) + "\n",
+        "produced_at": now.isoformat(),
+        **({"restricted_since": since.isoformat()} if since else {}),
+    }
+
+
+def release(
+    session: Session,
+    subject: Subject,
+    ended: list[str],
+    *,
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> dict[str, Any] | None:
+    """Remove ``ended`` grounds; when none is left, inform the subject and lift the flag.
+
+    Returns the notice when the restriction was lifted, else None.
+    """
+    if not reason.strip():
+        raise ComplianceError("lifting a restriction needs a reason (it is told to the subject)")
+    before = list(subject.restriction_grounds or [])
+    left = [g for g in before if g not in ended]
+    subject.restriction_grounds = left
+    subject.updated_at = now
+    if left or not subject.restricted:
+        return None
+    produced = notice(subject, since=None, reason=reason, now=now)
+    for g in ended:  # deliver with the answer of each request whose ground ended
+        kind, _, rid = g.partition(":")
+        request = session.get(DataSubjectRequest, rid) if kind == "request" else None
+        if request is not None:
+            request.result = {**(request.result or {}), "restriction_notice": produced}
+    audit.append(
+        session,
+        action="subject.restriction_notice",
+        object_type="subject",
+        object_id="-",
+        subject_ref=audit.subject_ref(subject),
+        details={"grounds": sorted(ended), "locale": produced["locale"]},
+        actor=actor,
+        now=now,
+    )
+    subject.restricted = False
+    audit.append(
+        session,
+        action="subject.restriction_lifted",
+        object_type="subject",
+        object_id="-",
+        subject_ref=audit.subject_ref(subject),
+        details={"grounds": sorted(ended), "reason": reason, "basis": "GDPR Art. 18(3)"},
+        actor=actor,
+        now=now,
+    )
+    return produced
+
+
+def lift(
+    session: Session,
+    subject: Subject,
+    *,
+    reason: str,
+    actor: str,
+    now: datetime,
+    grounds: list[str] | None = None,
+) -> dict[str, Any]:
+    """A controller's decision to lift (all grounds, or the ones given)."""
+    if not subject.restricted:
+        raise ComplianceError("the subject's processing is not restricted; nothing to lift")
+    current = list(subject.restriction_grounds or [])
+    ended = current if grounds is None else grounds
+    unknown = sorted(set(ended) - set(current))
+    if unknown:
+        raise ComplianceError(
+            f"not a ground of this restriction: {unknown}; its grounds are {current}"
+        )
+    if not current:  # restricted by an older store without grounds: lift it whole
+        ended = []
+    produced = release(session, subject, ended, reason=reason, actor=actor, now=now)
+    if produced is None:
+        left = sorted(subject.restriction_grounds)
+        return {"lifted": False, "grounds_left": left}
+    return {"lifted": True, "notice": produced}
