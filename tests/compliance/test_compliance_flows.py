@@ -208,3 +208,21 @@ def test_cli_refuses_invalid_transition(env):
     assert code == 1 and "PDPA" in out["error"]
     code, listed = smt("dsr", "list", "--status", "received")
     assert [r["id"] for r in listed["requests"]] == [sub["id"]]
+
+
+def test_cli_lifts_a_restriction_with_a_notice(env):
+    code, objection = smt("dsr", "submit", "--type", "objection", "--subject", "s-9",
+                          "--regime", "gdpr")
+    assert code == 0
+    code, shown = smt("consent", "show", "--subject", "s-9")
+    assert shown["restricted"] is True
+    assert shown["restriction_grounds"] == [f"request:{objection['id']}"]
+    code, bad = smt("dsr", "lift-restriction", "--subject", "s-9", "--reason", "x",
+                    "--ground", "request:nope")
+    assert code == 1 and "not a ground" in bad["error"]
+    code, lifted = smt("dsr", "lift-restriction", "--subject", "s-9", "--reason",
+                       "the objection was weighed")
+    assert code == 0 and lifted["lifted"] is True
+    assert "the objection was weighed" in lifted["notice"]["text"]
+    code, shown = smt("consent", "show", "--subject", "s-9")
+    assert shown["restricted"] is False and shown["restriction_grounds"] == []
