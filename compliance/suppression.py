@@ -26,7 +26,14 @@ from sqlalchemy.orm import Session
 
 from compliance import audit
 from compliance.gate import ExclusionReason
-from compliance.models import Consent, Subject, Suppression
+from compliance.models import (
+    Consent,
+    DataSubjectRequest,
+    RequestStatus,
+    RequestType,
+    Subject,
+    Suppression,
+)
 
 ANY_PURPOSE = "*"
 REASONS = {
@@ -46,7 +53,18 @@ def ref(subject_id: str) -> str:
 def grounds(session: Session, subject: Subject) -> list[tuple[str, str]]:
     """(reason, scope) pairs the subject's current state asks to keep after an erasure."""
     found: list[tuple[str, str]] = []
-    if subject.objected:
+    # an objection still being weighed counts too (stricter reading: the subject who objected
+    # and then asked for erasure has made their wish plain; nothing is left to weigh it against)
+    pending = session.execute(
+        select(DataSubjectRequest.id).where(
+            DataSubjectRequest.subject_id == subject.id,
+            DataSubjectRequest.type.in_([RequestType.OBJECTION, RequestType.OPT_OUT]),
+            DataSubjectRequest.status.in_(
+                [RequestStatus.RECEIVED, RequestStatus.IN_PROGRESS, RequestStatus.FAILED]
+            ),
+        )
+    ).first()
+    if subject.objected or pending is not None:
         found.append(("objected", ANY_PURPOSE))
     if subject.opted_out:
         found.append(("opted_out", ANY_PURPOSE))

@@ -90,6 +90,15 @@ def test_withdrawal_objection_and_opt_out_outlive_an_erasure(factory, tmp_path, 
     assert "suppression.recorded" in _actions(factory)
 
 
+def test_an_objection_still_pending_at_erasure_is_kept(factory, tmp_path):
+    _submit(factory, "alice", "objection")  # not yet decided
+    _run(factory, tmp_path, _submit(factory, "alice", "erasure"))
+    with factory() as s:
+        rows = s.execute(select(Suppression)).scalars().all()
+    assert [(r.reason, r.scope) for r in rows] == [("objected", "*")]
+    assert _gate(factory, "alice")["alice"] is ExclusionReason.OBJECTED
+
+
 def test_a_subject_without_objection_is_not_suppressed_after_erasure(factory, tmp_path):
     with transaction(factory) as s:
         record_consent(s, "carol", P, given=True, source="web")
