@@ -1,6 +1,6 @@
 """SQL tables of breach incidents, on the compliance store's declarative ``Base``.
 
-Created by the Alembic migration ``0002_breaches``.  Personal data held here: the pseudonymous
+Created by the Alembic migrations ``0002_breaches`` and ``0004_breach_facts``.  Personal data held here: the pseudonymous
 ids of affected subjects (``breach_subjects``, deleted with the subject) and the subject each
 notice was produced for.  Incidents themselves hold facts and counts only.
 """
@@ -43,6 +43,11 @@ class BreachIncident(Base):
     unlawful_purpose: Mapped[bool] = mapped_column(Boolean, default=False)
     exemptions: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     late_reasons: Mapped[str | None] = mapped_column(Text)
+    # APPI Rules Art. 8(1)(iv) and (viii): cause, measures to prevent recurrence (0004)
+    cause: Mapped[str | None] = mapped_column(Text)
+    prevention: Mapped[str | None] = mapped_column(Text)
+    # LGPD: small processing agent (ANPD Res. 2/2022 Art. 14: doubled deadlines) (0004)
+    small_agent: Mapped[bool] = mapped_column(Boolean, default=False)
     phase: Mapped[int] = mapped_column(Integer, default=0)  # authority notifications sent
     version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -29,12 +29,15 @@ CATEGORIES: dict[str, str] = {
     "location": N_("location data"),
 }
 
+# Measures are whole sentences, shown one per line: joining clauses into one noun list reads
+# wrongly in Japanese and Chinese (「遮断しました、…」, 「已阻止…和已重置…」).
 MEASURES: dict[str, str] = {
-    "access_revoked": N_("the unauthorised access was blocked"),
-    "credentials_reset": N_("the affected passwords were reset"),
-    "systems_patched": N_("the affected systems were patched"),
-    "police_informed": N_("law enforcement was informed"),
+    "access_revoked": N_("The unauthorised access was blocked."),
+    "credentials_reset": N_("The affected passwords were reset."),
+    "systems_patched": N_("The affected systems were patched."),
+    "police_informed": N_("Law enforcement was informed."),
 }
+BULLET = "- "
 
 RISK_LABELS: dict[RiskLevel, str] = {
     RiskLevel.LOW: N_("low"),
@@ -70,6 +73,9 @@ class NoticeContent:
     phase: int = 1
     late_reasons: str | None = None
     due_at: datetime | None = None
+    cause: str | None = None  # APPI Rules Art. 8(1)(iv)
+    prevention: str | None = None  # APPI Rules Art. 8(1)(viii): measures against recurrence
+    final: bool = False  # APPI Rules Art. 8(2): the final report
 
     def __post_init__(self) -> None:
         unknown = [c for c in self.categories if c not in CATEGORIES]
@@ -92,14 +98,25 @@ class RenderedNotice:
 
 
 def _labels(t: Translator, codes: tuple[str, ...], table: dict[str, str]) -> str:
+    """Nouns as one list, joined the locale's way (``a, b and c``, ``a、b``, ``a和b``)."""
     return t.join([t.gettext(table[c]) for c in codes])
+
+
+def _sentences(t: Translator, codes: tuple[str, ...], table: dict[str, str]) -> list[str]:
+    """Whole sentences, one bullet line each (never joined into a noun list)."""
+    return [BULLET + t.gettext(table[c]) for c in codes]
 
 
 def render_authority_notice(c: NoticeContent, *, locale: str, tz: str) -> RenderedNotice:
     t = translator(locale, tz)
     _ = t.gettext
+    heading = (
+        _("Final report under %(basis)s")
+        if c.final
+        else _("Notification to the supervisory authority under %(basis)s")
+    )
     lines = [
-        _("Notification to the supervisory authority under %(basis)s") % {"basis": c.basis},
+        heading % {"basis": c.basis},
         _("Reference: %(reference)s") % {"reference": c.reference},
     ]
     if c.phase > 1:
@@ -138,10 +155,14 @@ def render_authority_notice(c: NoticeContent, *, locale: str, tz: str) -> Render
     lines.append(
         _("Likely consequences: %(consequences)s") % {"consequences": _(CONSEQUENCES[c.risk])}
     )
-    lines.append(
-        _("Measures taken or proposed: %(measures)s.")
-        % {"measures": _labels(t, c.measures, MEASURES)}
-    )
+    lines.append(_("Measures taken or proposed:"))
+    lines.extend(_sentences(t, c.measures, MEASURES))
+    if c.cause:
+        lines.append(_("Cause of the breach: %(cause)s") % {"cause": c.cause})
+    if c.prevention:
+        lines.append(
+            _("Measures to prevent recurrence: %(prevention)s") % {"prevention": c.prevention}
+        )
     if c.encrypted:
         lines.append(_("The affected data was encrypted."))
     lines.append(_("Contact point for more information: %(contact)s") % {"contact": c.contact})
@@ -175,6 +196,7 @@ def render_subject_notice(
             "On %(date)s at %(time)s we became aware of a security incident that concerns your personal data."
         )
         % {"date": t.date(c.aware_at), "time": t.time(c.aware_at)},
+        _("What happened: %(nature)s") % {"nature": c.nature},  # GDPR Art. 34(2)
         t.ngettext(
             "In total, about %(num)s person is affected.",
             "In total, about %(num)s people are affected.",
@@ -183,7 +205,8 @@ def render_subject_notice(
         % {"num": t.number(c.affected_subjects)},
         _("Data concerned: %(categories)s.") % {"categories": _labels(t, c.categories, CATEGORIES)},
         _(CONSEQUENCES[c.risk]),
-        _("What we have done: %(measures)s.") % {"measures": _labels(t, c.measures, MEASURES)},
+        _("What we have done:"),
+        *_sentences(t, c.measures, MEASURES),
         _(
             "What you can do: change your passwords and be careful with unexpected messages "
             "that ask for personal information."
@@ -198,6 +221,65 @@ def render_subject_notice(
         tz=tz,
         title=title,
         body="\n".join([title, "", *lines]) + "\n",
+        lines=tuple(lines),
+    )
+
+
+def render_california_notice(
+    c: NoticeContent, *, locale: str, tz: str, issued_at: datetime
+) -> RenderedNotice:
+    """The resident notice of Cal. Civ. Code 1798.82(d): titled "Notice of Data Breach", the
+    contents under the headings "What Happened", "What Information Was Involved", "What We Are
+    Doing", "What You Can Do" and "For More Information", in plain language.  The statute also
+    asks for at least 10-point type: that binds whoever prints or lays out these texts (they
+    are plain text and carry no type size).  Other locales translate the headings (the English
+    ones are exactly the statute's).  Sure: high on title and headings (statute text).
+    The Attorney General gets a sample copy of this notice (1798.82(f))."""
+    t = translator(locale, tz)
+    _ = t.gettext
+    happened = [c.nature]
+    if c.occurred_at is not None:
+        happened.append(_("The breach occurred on %(date)s.") % {"date": t.date(c.occurred_at)})
+    else:
+        happened.append(_("The date of the breach is not yet known."))
+    happened.append(_("We discovered the breach on %(date)s.") % {"date": t.date(c.aware_at)})
+    sections = [
+        (_("What Happened"), happened),
+        (
+            _("What Information Was Involved"),
+            [
+                _("Types of personal information involved: %(categories)s.")
+                % {"categories": _labels(t, c.categories, CATEGORIES)}
+            ],
+        ),
+        (_("What We Are Doing"), _sentences(t, c.measures, MEASURES)),
+        (
+            _("What You Can Do"),
+            [
+                _(
+                    "Change your passwords and be careful with unexpected messages that ask "
+                    "for personal information."
+                )
+            ],
+        ),
+        (
+            _("For More Information"),
+            [
+                _("If you have questions, contact %(contact)s.") % {"contact": c.contact},
+                _("Notice issued on %(date)s.") % {"date": t.datetime(issued_at)},
+            ],
+        ),
+    ]
+    lines: list[str] = []
+    for heading, body in sections:
+        lines += [heading, *body, ""]
+    title = _("Notice of Data Breach")
+    return RenderedNotice(
+        audience="subject",
+        locale=t.locale,
+        tz=tz,
+        title=title,
+        body="\n".join([title, "", *lines]).rstrip("\n") + "\n",
         lines=tuple(lines),
     )
 

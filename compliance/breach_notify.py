@@ -1,10 +1,18 @@
 """Produce the notices of a breach: write them to the output store and record them.
 
-Resumable: a notice already recorded for the same audience, regime, subject and phase is not
-produced again.  Files: ``<output>/<breach>/authority/<regime>-phase<N>.<locale>.txt`` and
-``<output>/<breach>/subjects/<pseudonym>.<locale>.txt`` (the pseudonym is a hash, never the
-subject id).  Each subject's notice is in the subject's locale and time zone (``en`` and the
-regime's zone when the store has none).
+Refused, with the missing items named, while the incident lacks what every notice must carry
+(nature, categories, approximate numbers, measures, a real contact point: GDPR Art. 33(3),
+34(2)).  Resumable: a notice already recorded for the same audience, regime, subject and phase
+is not produced again.  Files: ``<output>/<breach>/authority/<regime>-<obligation>-phase<N>.
+<locale>.txt``, ``<output>/<breach>/public/<regime>.<locale>.txt`` and ``<output>/<breach>/
+subjects/<pseudonym>.<locale>.txt`` (the pseudonym is a hash, never the subject id).
+
+Languages: each authority its own (:data:`AUTHORITY_LOCALES`; GDPR's lead authority from the
+setting); each subject the subject's locale, else the language of the subject's country or
+regime, else English, flagged ``locale_fallback`` in the notice record.  A subject with no
+stored country still gets a notice, under the incident's first regime that owes one, flagged
+``jurisdiction_fallback``.  A subjects deadline is met only when every affected subject it
+covers got a notice (the linked subjects reach the approximate number affected).
 """
 
 from __future__ import annotations
@@ -12,10 +20,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import fsspec
 from sqlalchemy.orm import Session
 
+from compliance.breach_checks import IncompleteBreachError
 from compliance.breach_deadlines import (
     Obligation,
     Policy,
@@ -25,19 +35,27 @@ from compliance.breach_deadlines import (
     regimes_for_jurisdictions,
 )
 from compliance.breach_models import BreachDeadline, BreachIncident, BreachNotice
-from compliance.breach_notices import NoticeContent, render_authority_notice, render_subject_notice
+from compliance.breach_notices import (
+    NoticeContent,
+    RenderedNotice,
+    render_authority_notice,
+    render_california_notice,
+    render_subject_notice,
+)
 from compliance.breach_store import (
     TRANSITIONS,
     BreachEvent,
     BreachStatus,
     mark_deadline,
+    missing_of,
     transition,
 )
 from compliance.errors import InvalidTransitionError
-from compliance.i18n import DEFAULT_LOCALE, SUPPORTED_LOCALES
+from compliance.i18n import DEFAULT_LOCALE, normalize_locale
 from compliance.models import Subject
+from mpc.errors import InputError
 
-AUTHORITY_OBLIGATIONS = (Obligation.AUTHORITY.value, Obligation.ATTORNEY_GENERAL.value)
+AUTHORITY = Obligation.AUTHORITY.value
 BASIS = {
     "gdpr": "GDPR Art. 33",
     "pdpa": "PDPA s. 26D",
@@ -45,6 +63,26 @@ BASIS = {
     "appi": "APPI Art. 26",
     "lgpd": "LGPD Art. 48",
 }
+# The language each authority reads: the PPC (Japan) Japanese, the PDPC (Singapore) English,
+# the ANPD (Brazil) Portuguese, California's Attorney General English.  GDPR: the lead
+# supervisory authority's, from SMT_BREACH_AUTHORITY_LOCALE (or --authority-locale).
+AUTHORITY_LOCALES = {"appi": "ja", "pdpa": "en", "lgpd": "pt_BR", "california": "en"}
+# A subject without a usable locale: the language of the country, then of the regime.
+COUNTRY_LOCALES = {
+    "JP": "ja",
+    "BR": "pt_BR",
+    "PT": "pt_BR",
+    "FR": "fr",
+    "BE": "fr",
+    "LU": "fr",
+    "DE": "de",
+    "AT": "de",
+    "LI": "de",
+    "ES": "es",
+    "CN": "zh",
+    "TW": "zh",
+}
+REGIME_LOCALES = {"appi": "ja", "lgpd": "pt_BR"}
 
 
 @dataclass
@@ -52,21 +90,34 @@ class NotifyResult:
     breach_id: str
     authority: int = 0
     subjects: int = 0
+    public: int = 0
     skipped: int = 0
+    fallbacks: int = 0  # subject notices sent in a fallback language or regime (flagged)
     by_locale: dict[str, int] = field(default_factory=dict)
+    pending: dict[str, int] = field(default_factory=dict)  # regime -> subjects not yet reached
+    waiting: list[str] = field(default_factory=list)  # deadlines that could not be met yet
 
     def as_json(self) -> dict[str, object]:
         return {
             "id": self.breach_id,
             "authority_notices": self.authority,
             "subject_notices": self.subjects,
+            "public_notices": self.public,
             "already_done": self.skipped,
+            "fallback_notices": self.fallbacks,
             "by_locale": dict(sorted(self.by_locale.items())),
+            "subjects_pending": dict(sorted(self.pending.items())),
+            "waiting": self.waiting,
         }
 
 
 def _content(
-    incident: BreachIncident, regime: str, deadline: BreachDeadline | None, phase: int
+    incident: BreachIncident,
+    regime: str,
+    deadline: BreachDeadline | None,
+    phase: int,
+    *,
+    final: bool = False,
 ) -> NoticeContent:
     late = deadline is not None and incident.late_reasons is not None
     return NoticeContent(
@@ -81,10 +132,13 @@ def _content(
         contact=incident.contact,
         occurred_at=incident.occurred_at,
         encrypted=incident.encrypted,
-        basis=BASIS[regime],
+        basis="APPI Rules Art. 8(2)" if final else BASIS[regime],
         phase=phase,
         late_reasons=incident.late_reasons if late else None,
         due_at=deadline.due_at if deadline is not None else None,
+        cause=incident.cause,
+        prevention=incident.prevention,
+        final=final,
     )
 
 
@@ -98,9 +152,66 @@ def _pseudonym(breach_id: str, subject_id: str) -> str:
     return hashlib.sha256(f"{breach_id}\x00{subject_id}".encode()).hexdigest()[:20]
 
 
-def _subject_locale(subject: Subject) -> str:
-    base = (subject.locale or "").replace("-", "_").split("_")[0].lower()
-    return base if base in SUPPORTED_LOCALES else DEFAULT_LOCALE
+def subject_locale(subject: Subject, regime: str) -> tuple[str, bool]:
+    """The subject's locale, or a fallback (then ``True``): country, regime, English."""
+    if subject.locale:
+        try:
+            return normalize_locale(subject.locale), False
+        except InputError:
+            pass
+    country = (subject.country or "").upper()
+    return COUNTRY_LOCALES.get(country, REGIME_LOCALES.get(regime, DEFAULT_LOCALE)), True
+
+
+def _record(
+    session: Session,
+    incident: BreachIncident,
+    *,
+    audience: str,
+    regime: str,
+    notice: RenderedNotice,
+    url: str,
+    tz: str,
+    phase: int,
+    now: datetime,
+    subject_id: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    incident.notices.append(
+        BreachNotice(
+            breach_id=incident.id,
+            audience=audience,
+            regime=regime,
+            subject_id=subject_id,
+            phase=phase,
+            locale=notice.locale,
+            tz=tz,
+            url=url,
+            sha256=_write(url, notice.body),
+            produced_at=now,
+            detail=detail or {},
+        )
+    )
+
+
+def _check_ready(
+    incident: BreachIncident, late: list[BreachDeadline], late_reasons: str | None
+) -> None:
+    if (BreachStatus(incident.status), BreachEvent.NOTIFY) not in TRANSITIONS:
+        raise InvalidTransitionError(
+            f"breach {incident.id} is {incident.status}: assess it first (`smt breach assess`)"
+            if incident.status == BreachStatus.REPORTED
+            else f"breach {incident.id} is {incident.status}: nothing more can be notified"
+        )
+    missing = missing_of(incident)
+    if missing:
+        raise IncompleteBreachError(incident.id, missing)
+    if late and not (late_reasons or incident.late_reasons):
+        names = ", ".join(f"{d.regime}/{d.obligation}" for d in late)
+        raise InvalidTransitionError(
+            f"breach {incident.id}: the {names} deadline has passed; give the reasons for the"
+            " delay (--late-reasons), they go into the notification (GDPR Art. 33(1))"
+        )
 
 
 def produce_notices(
@@ -113,60 +224,137 @@ def produce_notices(
     actor: str = "smt",
     policy: Policy | None = None,
     now: datetime | None = None,
+    final: bool = False,
 ) -> NotifyResult:
     """Authority notifications for every open authority deadline (a new phase when all were
-    already sent: Art. 33(4)), then the notice of every affected subject owed one."""
+    already sent: Art. 33(4); for LGPD that update is the complementary information), the
+    public notice where one replaces individual notices, every affected subject's notice, and
+    California's sample copy to the Attorney General once residents were notified.
+    ``final``: only the APPI final report (Rules Art. 8(2)), which needs cause and prevention."""
     now = now or datetime.now(UTC)
-    if (BreachStatus(incident.status), BreachEvent.NOTIFY) not in TRANSITIONS:
-        raise InvalidTransitionError(
-            f"breach {incident.id} is {incident.status}: assess it first (`smt breach assess`)"
-            if incident.status == BreachStatus.REPORTED
-            else f"breach {incident.id} is {incident.status}: nothing more can be notified"
-        )
+    gdpr_locale = normalize_locale(authority_locale)
+    wanted = (Obligation.AUTHORITY_FINAL.value,) if final else (AUTHORITY,)
+    open_authority = [d for d in incident.deadlines if d.obligation in wanted and d.met_at is None]
+    late = [d for d in open_authority if is_late_row(d, now)]
+    _check_ready(incident, late, late_reasons)
+    if final:
+        missing = [
+            what
+            for what, value in (
+                ("the cause (--cause)", incident.cause),
+                ("the measures to prevent recurrence (--prevention)", incident.prevention),
+            )
+            if not value
+        ]
+        if missing:
+            raise IncompleteBreachError(incident.id, missing)
+        if not open_authority:
+            raise InvalidTransitionError(
+                f"breach {incident.id}: no APPI final report is owed or open"
+            )
     zones = (policy or Policy()).zones
     out = NotifyResult(breach_id=incident.id)
-    deadlines = {(d.regime, d.obligation): d for d in incident.deadlines}
-    open_authority = [
-        d for d in incident.deadlines if d.obligation in AUTHORITY_OBLIGATIONS and d.met_at is None
-    ]
-    late = [d for d in open_authority if d.due_at is not None and d.due_at < now]
-    if late and not (late_reasons or incident.late_reasons):
-        names = ", ".join(f"{d.regime}/{d.obligation}" for d in late)
-        raise InvalidTransitionError(
-            f"breach {incident.id}: the {names} deadline has passed; give the reasons for the"
-            " delay (--late-reasons), they go into the notification (GDPR Art. 33(1))"
-        )
     phase = incident.phase + 1
     changes: dict[str, object] = {"phase": phase}
     if late_reasons:
         changes["late_reasons"] = late_reasons
         incident.late_reasons = late_reasons
-    targets = open_authority or [d for d in incident.deadlines if d.obligation == "authority"]
+    targets = open_authority or [d for d in incident.deadlines if d.obligation == AUTHORITY]
     base = output_url.rstrip("/") + f"/{incident.id}"
+    by_key = {(d.regime, d.obligation): d for d in incident.deadlines}
     for d in targets:
+        update = d.met_at is not None
+        locale = gdpr_locale if d.regime == "gdpr" else AUTHORITY_LOCALES[d.regime]
         notice = render_authority_notice(
-            _content(incident, d.regime, d if is_late_row(d, now) else None, phase),
-            locale=authority_locale,
+            _content(incident, d.regime, d if is_late_row(d, now) else None, phase, final=final),
+            locale=locale,
             tz=d.tz,
         )
         url = f"{base}/authority/{d.regime}-{d.obligation}-phase{phase}.{notice.locale}.txt"
-        session.add(
-            BreachNotice(
-                breach_id=incident.id,
-                audience="authority",
-                regime=d.regime,
-                subject_id=None,
-                phase=phase,
-                locale=notice.locale,
-                tz=d.tz,
-                url=url,
-                sha256=_write(url, notice.body),
-                produced_at=now,
-                detail={"obligation": d.obligation},
-            )
+        _record(
+            session,
+            incident,
+            audience="authority",
+            regime=d.regime,
+            notice=notice,
+            url=url,
+            tz=d.tz,
+            phase=phase,
+            now=now,
+            detail={"obligation": d.obligation, "update": update},
         )
         mark_deadline(session, d, "met", actor=actor, now=now)
+        complement = by_key.get((d.regime, Obligation.AUTHORITY_COMPLEMENT.value))
+        if update and complement is not None:  # LGPD: the update is the complement
+            mark_deadline(session, complement, "met", actor=actor, now=now)
         out.authority += 1
+    if not final:
+        _public_notices(session, incident, out, base, gdpr_locale, actor, now)
+        _subject_notices(session, incident, out, base, zones, now)
+        _mark_subject_deadlines(session, incident, out, actor, now)
+        _attorney_general(session, incident, out, base, phase, actor, now)
+    session.flush()
+    transition(
+        session,
+        incident,
+        BreachEvent.NOTIFY,
+        actor=actor,
+        changes=changes,
+        details={
+            "authority_notices": out.authority,
+            "subject_notices": out.subjects,
+            "public_notices": out.public,
+            "fallback_notices": out.fallbacks,
+            "by_locale": out.by_locale,
+            "final": final,
+        },
+        policy=policy,
+        now=now,
+    )
+    return out
+
+
+def _public_notices(
+    session: Session,
+    incident: BreachIncident,
+    out: NotifyResult,
+    base: str,
+    locale: str,
+    actor: str,
+    now: datetime,
+) -> None:
+    """GDPR Art. 34(3)(c): a public communication instead of individual notices."""
+    for d in incident.deadlines:
+        if d.obligation != Obligation.PUBLIC_NOTICE.value or d.met_at is not None:
+            continue
+        notice = render_subject_notice(
+            _content(incident, d.regime, None, 1), locale=locale, tz=d.tz, issued_at=now
+        )
+        url = f"{base}/public/{d.regime}.{notice.locale}.txt"
+        _record(
+            session,
+            incident,
+            audience="public",
+            regime=d.regime,
+            notice=notice,
+            url=url,
+            tz=d.tz,
+            phase=1,
+            now=now,
+        )
+        mark_deadline(session, d, "met", actor=actor, now=now)
+        out.public += 1
+
+
+def _subject_notices(
+    session: Session,
+    incident: BreachIncident,
+    out: NotifyResult,
+    base: str,
+    zones: Any,
+    now: datetime,
+) -> None:
+    owed_all = sorted(d.regime for d in incident.deadlines if d.obligation == "subjects")
     done = {n.subject_id for n in incident.notices if n.audience == "subject"}
     for link in incident.subjects:
         subject = session.get(Subject, link.subject_id)
@@ -178,57 +366,102 @@ def produce_notices(
         code = (
             f"{subject.country}-{subject.subdivision}" if subject.subdivision else subject.country
         )
-        regimes = sorted(r.value for r in regimes_for_jurisdictions([code or ""]))
-        owed = [r for r in regimes if (r, "subjects") in deadlines]
+        own = sorted(r.value for r in regimes_for_jurisdictions([code or ""]))
+        # Stricter reading: a subject whose jurisdiction we do not know (or that none of our
+        # regimes covers) is still notified, under the incident's first regime owing notices.
+        owed = [r for r in own if r in owed_all] if own else owed_all
         if not owed:
-            continue
+            continue  # the subject's own regime exempts this breach (e.g. encrypted data)
         regime = owed[0]
-        locale = _subject_locale(subject)
+        locale, locale_fallback = subject_locale(subject, regime)
         tz = subject.time_zone or zones[Regime(regime)]
-        notice = render_subject_notice(
-            _content(incident, regime, None, 1), locale=locale, tz=tz, issued_at=now
-        )
-        url = f"{base}/subjects/{_pseudonym(incident.id, subject.id)}.{locale}.txt"
-        session.add(
-            BreachNotice(
-                breach_id=incident.id,
-                audience="subject",
-                regime=regime,
-                subject_id=subject.id,
-                phase=1,
-                locale=locale,
-                tz=tz,
-                url=url,
-                sha256=_write(url, notice.body),
-                produced_at=now,
-                detail={},
-            )
+        content = _content(incident, regime, None, 1)
+        render = render_california_notice if regime == "california" else render_subject_notice
+        notice = render(content, locale=locale, tz=tz, issued_at=now)
+        flags = {"locale_fallback": locale_fallback, "jurisdiction_fallback": not own}
+        _record(
+            session,
+            incident,
+            audience="subject",
+            regime=regime,
+            notice=notice,
+            url=f"{base}/subjects/{_pseudonym(incident.id, subject.id)}.{locale}.txt",
+            tz=tz,
+            phase=1,
+            now=now,
+            subject_id=subject.id,
+            detail=flags,
         )
         out.subjects += 1
+        out.fallbacks += int(locale_fallback or not own)
         out.by_locale[locale] = out.by_locale.get(locale, 0) + 1
-    session.flush()
-    if incident.subjects:
-        for d in incident.deadlines:
-            if d.obligation == "subjects" and d.met_at is None:
-                mark_deadline(session, d, "met", actor=actor, now=now)
-    transition(
-        session,
-        incident,
-        BreachEvent.NOTIFY,
-        actor=actor,
-        changes=changes,
-        details={
-            "authority_notices": out.authority,
-            "subject_notices": out.subjects,
-            "by_locale": out.by_locale,
-        },
-        now=now,
-    )
-    return out
+
+
+def _mark_subject_deadlines(
+    session: Session, incident: BreachIncident, out: NotifyResult, actor: str, now: datetime
+) -> None:
+    """Met only when every notice the deadline covers exists: each linked subject assigned to
+    the regime got one, and the linked subjects reach the approximate number affected."""
+    sent: dict[str, int] = {}
+    for n in incident.notices:
+        if n.audience == "subject":
+            sent[n.regime] = sent.get(n.regime, 0) + 1
+    total = sum(sent.values())
+    for d in incident.deadlines:
+        if d.obligation != "subjects" or d.met_at is not None:
+            continue
+        need = incident.affected_by_regime.get(d.regime)
+        have = sent.get(d.regime, 0) if need is not None else total
+        need = incident.affected_subjects if need is None else need
+        if have >= need and sent.get(d.regime, 0) > 0:
+            mark_deadline(session, d, "met", actor=actor, now=now)
+        else:
+            out.pending[d.regime] = max(need - have, 1)
+            out.waiting.append(f"{d.regime}/subjects")
+
+
+def _attorney_general(
+    session: Session,
+    incident: BreachIncident,
+    out: NotifyResult,
+    base: str,
+    phase: int,
+    actor: str,
+    now: datetime,
+) -> None:
+    """Cal. Civ. Code 1798.82(f): a sample copy of the resident notice, once residents were
+    notified (its 15 days run from then)."""
+    for d in incident.deadlines:
+        if d.obligation != Obligation.ATTORNEY_GENERAL.value or d.met_at is not None:
+            continue
+        if not any(n.audience == "subject" and n.regime == d.regime for n in incident.notices):
+            out.waiting.append(f"{d.regime}/{d.obligation}")
+            continue
+        notice = render_california_notice(
+            _content(incident, d.regime, None, 1),
+            locale=AUTHORITY_LOCALES["california"],
+            tz=d.tz,
+            issued_at=now,
+        )
+        url = f"{base}/authority/{d.regime}-{d.obligation}-phase{phase}.{notice.locale}.txt"
+        _record(
+            session,
+            incident,
+            audience="authority",
+            regime=d.regime,
+            notice=notice,
+            url=url,
+            tz=d.tz,
+            phase=phase,
+            now=now,
+            detail={"obligation": d.obligation, "sample": True},
+        )
+        mark_deadline(session, d, "met", actor=actor, now=now)
+        out.authority += 1
 
 
 def is_late_row(d: BreachDeadline, now: datetime) -> bool:
     return d.due_at is not None and now > d.due_at
 
 
-__all__ = ["NotifyResult", "is_late", "produce_notices"]
+__all__ = ["NotifyResult", "is_late", "produce_notices", "subject_locale"]

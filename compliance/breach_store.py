@@ -3,7 +3,9 @@
 Every status change goes through :func:`transition`, which checks :data:`TRANSITIONS`, applies
 the event's changes, recomputes the deadlines (``compliance.breach_deadlines``), bumps the row
 version (a concurrent writer gets ``ConcurrentUpdateError``) and appends the audit entry, all
-in the caller's transaction.  Deadline marks (met, missed) go through :func:`mark_deadline`.
+in the caller's transaction.  Deadline marks (met, missed) go through :func:`mark_deadline`;
+a deadline done after its due time reads ``late`` (:func:`deadline_state`).  The operations
+that call these (report, update, assess, close, list) are in ``compliance.breach_ops``.
 
     (new) --report--> reported --assess--> assessed --notify--> notified --notify--> notified
                        |   ^ update           | ^ assess/update     |   (Art. 33(4) phases)
@@ -15,8 +17,6 @@ subjects wait for the assessment.  Audit entries carry ids, codes and counts, ne
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -26,25 +26,21 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from compliance import audit
+from compliance import breach_checks as checks
 from compliance.breach_deadlines import (
     BreachFacts,
     Policy,
     Regime,
     RiskLevel,
-    assess_risk,
     compute_deadlines,
-    parse_regime,
-    regimes_for_jurisdictions,
 )
-from compliance.breach_models import BreachDeadline, BreachIncident, BreachSubject
+from compliance.breach_models import BreachDeadline, BreachIncident
 from compliance.errors import (
     ComplianceError,
     ConcurrentUpdateError,
     InvalidTransitionError,
     NotFoundError,
 )
-from compliance.models import Subject
-from mpc.errors import InputError
 
 
 class BreachStatus(StrEnum):
@@ -78,7 +74,9 @@ TRANSITIONS: dict[tuple[BreachStatus | None, BreachEvent], BreachStatus] = {
     (B.NOTIFIED, E.CLOSE): B.CLOSED,
 }
 NEEDS_REASON = frozenset({E.CLOSE})
-RECOMPUTES = frozenset({E.REPORT, E.UPDATE, E.ASSESS})
+# NOTIFY recomputes too: California's Attorney General clock and LGPD's complement run from
+# the first notices.
+RECOMPUTES = frozenset({E.REPORT, E.UPDATE, E.ASSESS, E.NOTIFY})
 # Fields each event may change (anything else is refused, so a typo cannot pass silently).
 FACT_FIELDS = frozenset(
     {
@@ -92,6 +90,9 @@ FACT_FIELDS = frozenset(
         "affected_by_regime",
         "categories",
         "measures",
+        "cause",
+        "prevention",
+        "small_agent",
     }
 )
 ASSESS_FIELDS = frozenset(
@@ -116,6 +117,18 @@ ALLOWED_CHANGES: dict[BreachEvent, frozenset[str]] = {
 }
 
 
+def _first_notices(incident: BreachIncident, audience: str) -> dict[Regime, datetime]:
+    first: dict[Regime, datetime] = {}
+    for n in incident.notices:
+        if n.audience != audience or (
+            audience == "authority" and n.detail.get("obligation", "authority") != "authority"
+        ):
+            continue
+        r = Regime(n.regime)
+        first[r] = min(first.get(r, n.produced_at), n.produced_at)
+    return first
+
+
 def facts_of(incident: BreachIncident) -> BreachFacts:
     return BreachFacts(
         aware_at=incident.aware_at,
@@ -128,6 +141,9 @@ def facts_of(incident: BreachIncident) -> BreachFacts:
         assessed_at=incident.assessed_at,
         unlawful_purpose=incident.unlawful_purpose,
         affected_by_regime={Regime(k): v for k, v in incident.affected_by_regime.items()},
+        small_agent=bool(incident.small_agent),
+        authority_notified_at=_first_notices(incident, "authority"),
+        subjects_notified_at=_first_notices(incident, "subject"),
     )
 
 
@@ -201,8 +217,9 @@ def transition(
         ) from exc
     if event is E.ASSESS:
         for d in incident.deadlines:
-            if d.obligation == "assessment":
-                mark_deadline(session, d, "met", actor=actor, now=now)
+            if d.obligation == "assessment":  # done when the assessment was, late or not
+                at = incident.assessed_at or now
+                mark_deadline(session, d, "met", actor=actor, now=now, at=at)
     audit.append(
         session,
         action=f"breach.{event.value}",
@@ -224,11 +241,18 @@ def transition(
 
 
 def mark_deadline(
-    session: Session, deadline: BreachDeadline, mark: str, *, actor: str, now: datetime
+    session: Session,
+    deadline: BreachDeadline,
+    mark: str,
+    *,
+    actor: str,
+    now: datetime,
+    at: datetime | None = None,
 ) -> None:
-    """Mark a deadline ``met`` or ``missed`` (once) and audit it."""
+    """Mark a deadline ``met`` (done *at*, default *now*) or ``missed`` (once) and audit it.
+    A deadline done after its due time reads as ``late`` (:func:`deadline_state`)."""
     if mark == "met" and deadline.met_at is None:
-        deadline.met_at = now
+        deadline.met_at = at or now
     elif mark == "missed" and deadline.missed_at is None and deadline.met_at is None:
         deadline.missed_at = now
     else:
@@ -243,10 +267,18 @@ def mark_deadline(
             "regime": deadline.regime,
             "obligation": deadline.obligation,
             "due_at": deadline.due_at.isoformat() if deadline.due_at else None,
+            "state": deadline_state(deadline),
         },
         actor=actor,
         now=now,
     )
+
+
+def deadline_state(d: BreachDeadline) -> str:
+    """``met``, ``late`` (done after the deadline), ``missed`` (past, not done) or ``open``."""
+    if d.met_at is not None:
+        return "late" if d.due_at is not None and d.met_at > d.due_at else "met"
+    return "missed" if d.missed_at is not None else "open"
 
 
 def get_incident(session: Session, breach_id: str) -> BreachIncident:
@@ -258,140 +290,14 @@ def get_incident(session: Session, breach_id: str) -> BreachIncident:
     return incident
 
 
-def _risk_changes(
-    likelihood: int | None, severity: int | None, high_risk: bool | None
-) -> dict[str, Any]:
-    if likelihood is None and severity is None and high_risk is None:
-        return {}
-    if (likelihood is None) != (severity is None):
-        raise InputError("give both likelihood and severity (1-4 each), or neither")
-    level = assess_risk(likelihood, severity) if likelihood and severity else RiskLevel.MEDIUM
-    if high_risk:
-        level = RiskLevel.HIGH
-    return {
-        "likelihood": likelihood,
-        "severity": severity,
-        "risk_level": level.value,
-        "high_risk": level is RiskLevel.HIGH,
-    }
-
-
-def report_breach(
-    session: Session,
-    *,
-    aware_at: datetime,
-    nature: str,
-    contact: str,
-    regimes: Iterable[str] = (),
-    subject_ids: Iterable[str] = (),
-    affected: int | None = None,
-    records: int = 0,
-    regions: Iterable[str] = (),
-    categories: Iterable[str] = (),
-    measures: Iterable[str] = (),
-    occurred_at: datetime | None = None,
-    likelihood: int | None = None,
-    severity: int | None = None,
-    high_risk: bool | None = None,
-    encrypted: bool = False,
-    actor: str = "smt",
-    policy: Policy | None = None,
-    now: datetime | None = None,
-) -> BreachIncident:
-    """Register an incident and its deadlines.  Regimes: those given plus those that follow
-    from the affected subjects' countries.  Risk facts given here count as the assessment."""
-    now = now or datetime.now(UTC)
-    if aware_at.tzinfo is None:
-        raise InputError("aware_at must carry a time zone, e.g. 2026-10-23T10:00:00+02:00")
-    ids = sorted(set(subject_ids))
-    subjects = [session.get(Subject, s) for s in ids]
-    if any(s is None for s in subjects):
-        raise NotFoundError("an affected subject id is not in the compliance store; add it first")
-    jurisdictions = [
-        f"{s.country}-{s.subdivision}" if s.subdivision else s.country
-        for s in subjects
-        if s is not None and s.country
-    ]
-    found = {parse_regime(r) for r in regimes} | regimes_for_jurisdictions(jurisdictions)
-    if not found:
-        raise InputError("no regime applies: give --regime or affected subjects with a country")
-    count = len(ids) if affected is None else affected
-    if count < len(ids):
-        raise InputError(f"affected ({count}) is below the {len(ids)} subject ids given")
-    incident = BreachIncident(id=f"BR-{uuid.uuid4().hex[:12]}", phase=0, exemptions=[])
-    incident.subjects = [BreachSubject(subject_id=s) for s in ids]
-    risk = _risk_changes(likelihood, severity, high_risk)
-    changes: dict[str, Any] = {
-        "aware_at": aware_at.astimezone(UTC),
-        "nature": nature,
-        "contact": contact,
-        "occurred_at": occurred_at,
-        "regions": sorted(set(regions)),
-        "regimes": sorted(r.value for r in found),
-        "affected_subjects": count,
-        "affected_records": records,
-        "affected_by_regime": {},
-        "categories": list(categories),
-        "measures": list(measures),
-        "encrypted": encrypted,
-        "likelihood": None,
-        "severity": None,
-        "risk_level": None,
-        "high_risk": False,
-        "risk_removed": False,
-        "disproportionate_effort": False,
-        "unlawful_purpose": False,
-        **risk,
-        **({"assessed_at": now} if risk else {}),
-    }
-    transition(session, incident, E.REPORT, actor=actor, changes=changes, policy=policy, now=now)
-    if risk:
-        transition(
-            session,
-            incident,
-            E.ASSESS,
-            actor=actor,
-            details={"at_report": True},
-            policy=policy,
-            now=now,
-        )
-    return incident
-
-
-def assess_breach(
-    session: Session,
-    incident: BreachIncident,
-    *,
-    likelihood: int,
-    severity: int,
-    high_risk: bool | None = None,
-    encrypted: bool | None = None,
-    risk_removed: bool | None = None,
-    disproportionate_effort: bool | None = None,
-    unlawful_purpose: bool | None = None,
-    actor: str = "smt",
-    policy: Policy | None = None,
-    now: datetime | None = None,
-) -> BreachIncident:
-    now = now or datetime.now(UTC)
-    changes = _risk_changes(likelihood, severity, high_risk) | {"assessed_at": now}
-    for name, value in (
-        ("encrypted", encrypted),
-        ("risk_removed", risk_removed),
-        ("disproportionate_effort", disproportionate_effort),
-        ("unlawful_purpose", unlawful_purpose),
-    ):
-        if value is not None:
-            changes[name] = value
-    return transition(
-        session,
-        incident,
-        E.ASSESS,
-        actor=actor,
-        changes=changes,
-        details={"risk": changes["risk_level"]},
-        policy=policy,
-        now=now,
+def missing_of(incident: BreachIncident) -> list[str]:
+    return checks.missing_for_notice(
+        nature=incident.nature,
+        contact=incident.contact,
+        categories=list(incident.categories),
+        measures=list(incident.measures),
+        affected_subjects=incident.affected_subjects,
+        affected_records=incident.affected_records,
     )
 
 
@@ -430,27 +336,29 @@ def describe(incident: BreachIncident) -> dict[str, Any]:
                 "due_at": iso(d),
                 "statutory": d.statutory,
                 "basis": d.basis,
-                "state": "met" if d.met_at else "missed" if d.missed_at else "open",
+                "state": deadline_state(d),
             }
             for d in incident.deadlines
         ],
         "exemptions": incident.exemptions,
         "notices": len(incident.notices),
+        "small_agent": bool(incident.small_agent),
+        "missing": missing_of(incident),
     }
 
 
 __all__ = [
     "BreachEvent",
+    "deadline_state",
+    "missing_of",
     "BreachStatus",
     "ComplianceError",
     "TRANSITIONS",
-    "assess_breach",
     "describe",
     "facts_of",
     "get_incident",
     "mark_deadline",
     "open_deadlines",
-    "report_breach",
     "sync_deadlines",
     "transition",
 ]

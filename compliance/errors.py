@@ -8,6 +8,8 @@ The tree::
         +-- InvalidTransitionError   a request event not allowed in its current status
         +-- ConcurrentUpdateError    another worker changed the request first
         +-- ErasureIncompleteError   a scan after erasure still found the subject somewhere
+        +-- IncompleteBreachError    a breach notice lacks what the law requires it to say
+                                     (in compliance.breach_checks)
 
 Messages say what went wrong and what to do; they never contain personal data beyond the
 pseudonymous ids the caller already holds.

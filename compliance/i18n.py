@@ -30,8 +30,11 @@ from mpc.errors import InputError
 
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 DOMAIN = "messages"
-SUPPORTED_LOCALES: tuple[str, ...] = ("en", "es", "fr", "de", "ja", "zh")
+# Catalog directory names.  Portuguese is Brazilian Portuguese (the ANPD's language; our only
+# Portuguese catalog): ``pt``, ``pt-BR``, ``pt_BR`` (and ``pt-PT``) all map to ``pt_BR``.
+SUPPORTED_LOCALES: tuple[str, ...] = ("en", "es", "fr", "de", "ja", "zh", "pt_BR")
 DEFAULT_LOCALE = "en"
+_BY_LANGUAGE = {loc.split("_")[0]: loc for loc in SUPPORTED_LOCALES}
 
 _lock = threading.Lock()
 _cache: dict[str, _gettext.GNUTranslations] = {}
@@ -43,13 +46,13 @@ def N_(message: str) -> str:
 
 
 def normalize_locale(locale: str) -> str:
-    """Map ``de_DE``, ``zh-Hans-CN``, ``FR`` ... to one of :data:`SUPPORTED_LOCALES`."""
-    base = locale.replace("-", "_").split("_")[0].lower()
-    if base not in SUPPORTED_LOCALES:
+    """Map ``de_DE``, ``zh-Hans-CN``, ``FR``, ``pt-BR`` ... to one of :data:`SUPPORTED_LOCALES`."""
+    base = locale.strip().replace("-", "_").split("_")[0].lower()
+    if base not in _BY_LANGUAGE:
         raise InputError(
             f"locale {locale!r} is not supported; use one of {', '.join(SUPPORTED_LOCALES)}"
         )
-    return base
+    return _BY_LANGUAGE[base]
 
 
 def _po_path(locale: str, locales_dir: Path) -> Path:

@@ -23,8 +23,8 @@ class BreachFactsParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     aware_at: AwareDatetime
-    nature: str
-    contact: str
+    nature: str = ""
+    contact: str | None = Field(None, description="default SMT_BREACH_CONTACT")
     regimes: list[str] = Field(default_factory=list)
     subject_ids: list[str] = Field(default_factory=list)
     affected: int | None = None
@@ -34,6 +34,9 @@ class BreachFactsParams(BaseModel):
     measures: list[str] = Field(default_factory=list)
     occurred_at: AwareDatetime | None = None
     encrypted: bool = False
+    cause: str | None = None
+    prevention: str | None = None
+    small_agent: bool | None = Field(None, description="default SMT_BREACH_SMALL_AGENT")
 
 
 class RiskParams(BaseModel):
@@ -46,6 +49,7 @@ class RiskParams(BaseModel):
     risk_removed: bool | None = None
     disproportionate_effort: bool | None = None
     unlawful_purpose: bool | None = None
+    assessed_at: AwareDatetime | None = Field(None, description="when assessed; default now")
 
 
 class BreachNotificationParams(BaseModel):
@@ -55,6 +59,7 @@ class BreachNotificationParams(BaseModel):
     incident: BreachFactsParams | None = None
     risk: RiskParams | None = None
     late_reasons: str | None = None
+    final: bool = Field(False, description="produce the APPI final report only")
     authority_locale: str | None = Field(None, description="default SMT_BREACH_AUTHORITY_LOCALE")
     output_url: str | None = Field(None, description="default SMT_BREACH_NOTICE_URL")
     database_url: str | None = Field(None, description="default SMT_DATABASE_URL")
@@ -72,7 +77,12 @@ def breach_notification(params: BreachNotificationParams) -> dict[str, Any]:
     if params.breach_id is None:
         if params.incident is None:
             raise ValueError("give breach_id (an existing incident) or incident (a new one)")
-        described = t.report(url, params.actor, params.incident.model_dump(), now)
+        facts = params.incident.model_dump()
+        if facts["contact"] is None:
+            facts["contact"] = settings.breach_contact
+        if facts["small_agent"] is None:
+            facts["small_agent"] = settings.breach_small_agent
+        described = t.report(url, params.actor, facts, now)
         breach_id = described["id"]
     else:
         breach_id = params.breach_id
@@ -93,6 +103,7 @@ def breach_notification(params: BreachNotificationParams) -> dict[str, Any]:
         params.authority_locale or settings.breach_authority_locale,
         params.late_reasons,
         now,
+        params.final,
     )
     log.info(
         "breach %s: %d authority and %d subject notice(s) written",

@@ -48,6 +48,7 @@ def notify(
     authority_locale: str,
     late_reasons: str | None,
     now: datetime | None = None,
+    final: bool = False,
 ) -> dict[str, Any]:
     return breach_service.notify(
         store(database_url),
@@ -56,6 +57,7 @@ def notify(
         actor=actor,
         authority_locale=authority_locale,
         late_reasons=late_reasons,
+        final=final,
         now=now,
     )
 

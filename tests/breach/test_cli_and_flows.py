@@ -10,25 +10,37 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
 from compliance.breach_escalation import BREACH_DUE_SOON, BREACH_MISSED
+from compliance.breach_models import BreachIncident
 
 ROOT = Path(__file__).resolve().parents[2]
 AWARE = datetime(2026, 10, 23, 8, 0, tzinfo=UTC)
 
 
-def smt(db_url: str, *args: str) -> tuple[int, dict]:
+def _start(db_url: str, *args: str) -> subprocess.Popen:
     env = {**os.environ, "SMT_DATABASE_URL": db_url, "PYTHONPATH": str(ROOT)}
-    p = subprocess.run(
+    env.pop("SMT_BREACH_CONTACT", None)
+    return subprocess.Popen(
         [sys.executable, "-m", "flows.cli_breach", "breach", *args, "--json"],
         cwd=ROOT,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=60,
     )
-    lines = p.stdout.strip().splitlines()
-    return p.returncode, json.loads(lines[-1]) if lines else {"stderr": p.stderr}
+
+
+def _result(p: subprocess.Popen) -> tuple[int, dict, str]:
+    stdout, stderr = p.communicate(timeout=120)
+    lines = stdout.strip().splitlines()
+    return p.returncode, json.loads(lines[-1]) if lines else {"stderr": stderr}, stderr
+
+
+def smt(db_url: str, *args: str) -> tuple[int, dict]:
+    code, out, _ = _result(_start(db_url, *args))
+    return code, out
 
 
 def test_cli_report_assess_notify_status(factory, db_url, tmp_path):
@@ -48,6 +60,14 @@ def test_cli_report_assess_notify_status(factory, db_url, tmp_path):
         "s-jp",
         "--category",
         "contact",
+        "--records",
+        "5000",
+        "--measure",
+        "access_revoked",
+        "--nature",
+        "Support database exposed",
+        "--contact",
+        "DPO, dpo@example.org",
     )
     assert code == 0 and out["status"] == "assessed"
     assert {(d["regime"], d["obligation"], d["due_at"]) for d in out["deadlines"]} >= {
@@ -71,7 +91,39 @@ def test_cli_report_assess_notify_status(factory, db_url, tmp_path):
     code, st = smt(db_url, "status", out["id"])
     assert code == 0 and st["notices"] == 4  # gdpr + appi authority, two subjects
     code, bad = smt(db_url, "report", "--aware-at", "2026-10-23T10:00:00", "--regime", "gdpr")
-    assert code == 2 and "give an offset" in bad["stderr"]  # argparse refuses a naive time
+    assert code == 2 and "give an offset" in bad["error"]  # argparse refuses a naive time
+
+
+BAD_INPUTS = {  # issue 14 item 13: each refused with one line, nothing stored
+    "locale": (["--locale", "xx"], 2, "not supported"),
+    "huge": (["--affected", "1" + "0" * 30], 2, "between 0 and"),
+    "huge records": (["--records", "99999999999999999999"], 2, "between 0 and"),
+    "negative": (["--affected", "-5"], 2, "between 0 and"),
+    "future": (["--aware-at", "2999-01-01T00:00:00+00:00"], 2, "in the future"),
+    "blank id": (["--subject", "  "], 2, "blank"),
+    "multi-line id": (["--subject", "s-fr\nrm -rf"], 2, "line break"),
+    "region": (["--regions", "mars"], 2, "unknown region"),
+    "regime": (["--regime", "hipaa"], 2, "unknown regime"),
+    "placeholder contact": (["--contact", "the data protection officer"], 1, "real contact"),
+}
+
+
+def test_cli_bad_input_one_line_error_json_last_and_nothing_stored(factory, db_url):
+    good = ["report", "--aware-at", "2026-10-23T10:00:00+02:00", "--regime", "gdpr"]
+    runs = {name: _start(db_url, *good, *extra) for name, (extra, _, _) in BAD_INPUTS.items()}
+    runs["status filter"] = _start(db_url, "list", "--status", "bogus")
+    runs["blank breach id"] = _start(db_url, "status", "")
+    expected = {**BAD_INPUTS, "status filter": ([], 2, "unknown status"), "blank breach id": ([], 2, "blank")}
+    for name, p in runs.items():
+        code, out, stderr = _result(p)
+        _, want_code, fragment = expected[name]
+        assert code == want_code, (name, stderr)
+        assert fragment in out["error"] and "\n" not in out["error"], name
+        assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr, name
+    with factory() as s:
+        assert s.scalar(select(func.count()).select_from(BreachIncident)) == 0
+    code, listed = smt(db_url, "list", "--status", "reported")
+    assert code == 0 and listed == {"incidents": []}
 
 
 @pytest.fixture(scope="module")

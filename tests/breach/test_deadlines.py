@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from compliance.breach_deadlines import (
+    PDPA_GUIDE,
     BreachFacts,
     DeadlineState,
     ExemptionReason,
@@ -183,3 +184,76 @@ def test_classify():
     assert classify(due, now=at(9), window_hours=6) is DeadlineState.MISSED
     assert classify(due, now=at(9), window_hours=6, met_at=at(7)) is DeadlineState.MET
     assert classify(None, now=at(9), window_hours=6) is DeadlineState.PENDING
+
+
+def test_pdpa_assessment_target_is_pdpc_guidance_not_statute():
+    plan = compute_deadlines(facts(regimes=frozenset({Regime.PDPA})))
+    d = by(plan, Regime.PDPA, Obligation.ASSESSMENT)
+    assert d.statutory is False and d.basis == PDPA_GUIDE and "26C" not in d.basis
+    assert by(plan, Regime.PDPA, Obligation.AUTHORITY).basis == "PDPA s. 26D(1)"
+
+
+def test_california_sb446_30_days_for_residents_and_15_for_the_attorney_general():
+    la = ZoneInfo("America/Los_Angeles")
+    aware = datetime(2026, 1, 5, 9, 0, tzinfo=la)
+    r = frozenset({Regime.CALIFORNIA})
+    plan = compute_deadlines(facts(aware_at=aware, regimes=r, affected=501))
+    residents = by(plan, Regime.CALIFORNIA, Obligation.SUBJECTS)
+    ag = by(plan, Regime.CALIFORNIA, Obligation.ATTORNEY_GENERAL)
+    assert residents.statutory and ag.statutory
+    assert residents.due_local == datetime(2026, 2, 4, 23, 59, 59, tzinfo=la)  # 30 days
+    assert ag.due_local == datetime(2026, 2, 19, 23, 59, 59, tzinfo=la)  # 15 after that, at most
+    sent = compute_deadlines(
+        facts(
+            aware_at=aware,
+            regimes=r,
+            affected=501,
+            subjects_notified_at={Regime.CALIFORNIA: datetime(2026, 1, 12, 18, 0, tzinfo=UTC)},
+        )
+    )
+    assert by(sent, Regime.CALIFORNIA, Obligation.ATTORNEY_GENERAL).due_local == datetime(
+        2026, 1, 27, 23, 59, 59, tzinfo=la
+    )  # 15 days from notifying the residents on 12 Jan
+
+
+def test_lgpd_complement_in_20_business_days_and_small_agents_get_double():
+    sp = ZoneInfo("America/Sao_Paulo")
+    aware = datetime(2026, 3, 2, 10, 0, tzinfo=sp)  # Monday, no holiday in March
+    r = frozenset({Regime.LGPD})
+    plan = compute_deadlines(facts(aware_at=aware, regimes=r, risk=RiskLevel.MEDIUM))
+    assert by(plan, Regime.LGPD, Obligation.AUTHORITY).due_local.date().isoformat() == (
+        "2026-03-05"
+    )
+    comp = by(plan, Regime.LGPD, Obligation.AUTHORITY_COMPLEMENT)
+    assert comp.statutory and comp.due_local.date().isoformat() == "2026-04-02"  # 20 from 5 Mar
+    sent = compute_deadlines(
+        facts(
+            aware_at=aware,
+            regimes=r,
+            risk=RiskLevel.MEDIUM,
+            authority_notified_at={Regime.LGPD: datetime(2026, 3, 3, 15, 0, tzinfo=UTC)},
+        )
+    )
+    assert by(sent, Regime.LGPD, Obligation.AUTHORITY_COMPLEMENT).due_local.date().isoformat() == (
+        "2026-03-31"
+    )  # from the actual communication on 3 Mar
+    small = compute_deadlines(
+        facts(aware_at=aware, regimes=r, risk=RiskLevel.MEDIUM, small_agent=True)
+    )
+    first = by(small, Regime.LGPD, Obligation.AUTHORITY)
+    assert first.due_local.date().isoformat() == "2026-03-10"  # 6 business days
+    assert "Res. 2/2022 Art. 14" in first.basis
+    assert by(small, Regime.LGPD, Obligation.AUTHORITY_COMPLEMENT).due_local.date().isoformat() == (
+        "2026-05-08"  # 40 business days from 10 Mar (Good Friday 3 Apr, 21 Apr, 1 May off)
+    )
+    high = compute_deadlines(facts(aware_at=aware, regimes=r, small_agent=True))  # high risk
+    assert by(high, Regime.LGPD, Obligation.AUTHORITY).due_local.date().isoformat() == (
+        "2026-03-05"
+    )  # stricter reading: no doubling when the risk is high
+
+
+def test_done_after_the_deadline_is_late_not_met():
+    due = datetime(2026, 10, 26, 8, 0, tzinfo=UTC)
+    assert classify(due, now=due, window_hours=6, met_at=due) is DeadlineState.MET
+    late = datetime(2026, 10, 26, 8, 1, tzinfo=UTC)
+    assert classify(due, now=late, window_hours=6, met_at=late) is DeadlineState.LATE

@@ -1,4 +1,4 @@
-"""Notices in all six locales with Babel-formatted dates, times and numbers."""
+"""Notices in all seven locales with Babel-formatted dates, times and numbers."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from compliance.breach_notices import (
     NoticeContent,
     cli_summary,
     render_authority_notice,
+    render_california_notice,
     render_subject_notice,
 )
 from compliance.i18n import SUPPORTED_LOCALES, translator
@@ -36,6 +37,7 @@ ZONES = {
     "de": "Europe/Berlin",
     "ja": "Asia/Tokyo",
     "zh": "Asia/Shanghai",
+    "pt_BR": "America/Sao_Paulo",
 }
 
 EXPECTED = {  # one known fragment per locale: date, time, number as Babel formats them there
@@ -45,6 +47,7 @@ EXPECTED = {  # one known fragment per locale: date, time, number as Babel forma
     "de": ["Am 23. Oktober 2026 um 10:00 haben wir", "etwa 1.234 Personen"],
     "ja": ["2026年10月23日 17:00に、お客様の個人データ", "約1,234人"],
     "zh": ["我们于2026年10月23日 16:00获悉", "约有1,234人"],
+    "pt_BR": ["Em 23 de outubro de 2026, às 05:00, tomamos", "cerca de 1.234 pessoas"],
 }
 
 
@@ -56,6 +59,7 @@ def test_subject_notice_in_each_locale(locale):
     assert n.locale == locale
     if locale != "en":  # really translated, not an English copy
         assert "personal data" not in n.body and "Hello" not in n.body
+    assert CONTENT.nature in n.body  # GDPR Art. 34(2): the nature of the breach
 
 
 def test_known_formatted_strings():
@@ -87,7 +91,7 @@ def test_authority_notice_has_article_33_3_contents_and_dst_aware_deadline():
         "coordonnées et identifiants de connexion",  # (a) categories
         "Point de contact pour obtenir davantage d'informations\u00a0: dpo@example.org",  # (b)
         "Conséquences probables\u00a0: Les personnes concernées pourraient subir",  # (c)
-        "l'accès non autorisé a été bloqué et les mots de passe",  # (d)
+        "- L'accès non autorisé a été bloqué.\n- Les mots de passe concernés ont été",  # (d)
         "le 23 octobre 2026 à 10:00 (heure d’été d’Europe centrale)",
         # the deadline after the clocks went back: 09:00 winter time, not 10:00
         "l'échéance du 26 octobre 2026, 09:00 (heure normale d’Europe centrale)",
@@ -122,10 +126,58 @@ def test_plural_forms_and_cli_summary():
 
 
 def test_bad_inputs_say_what_to_do():
-    with pytest.raises(InputError, match="use one of en, es, fr, de, ja, zh"):
-        translator("pt")
+    with pytest.raises(InputError, match="use one of en, es, fr, de, ja, zh, pt_BR"):
+        translator("xx")
+    for code in ("pt-BR", "pt_BR", "pt", "PT-br"):  # one Portuguese catalog: Brazilian
+        assert translator(code).locale == "pt_BR"
     with pytest.raises(InputError, match="IANA"):
         translator("en", "Mars/Olympus")
     with pytest.raises(InputError, match="categories:"):
         NoticeContent(**{**CONTENT.__dict__, "categories": ("shoe_size",)})
     assert translator("zh-Hans-CN").locale == "zh" and translator("de_AT").locale == "de"
+
+
+@pytest.mark.parametrize(
+    "locale, measures, categories",
+    [
+        ("ja", "- 不正アクセスを遮断しました。\n- 対象のパスワードをリセットしました。\n", "連絡先情報、ログイン認証情報"),
+        ("zh", "- 已阻止未经授权的访问。\n- 已重置受影响的密码。\n", "联系方式和登录凭据"),
+        ("en", "- The unauthorised access was blocked.\n- The affected passwords were reset.\n",
+         "contact details and login credentials"),
+    ],
+)
+def test_measures_are_sentences_and_categories_a_list_in_ja_and_zh(locale, measures, categories):
+    # issue 14: clauses joined as a noun list read 「遮断しました、…」 and 「已阻止…和已重置…」
+    for n in (
+        render_subject_notice(CONTENT, locale=locale, tz="UTC", issued_at=ISSUED),
+        render_authority_notice(CONTENT, locale=locale, tz="UTC"),
+    ):
+        assert measures in n.body and categories in n.body
+        assert "しました、" not in n.body and "和已" not in n.body and "。和" not in n.body
+
+
+def test_california_notice_has_the_1798_82_d_title_and_headings_in_order():
+    n = render_california_notice(CONTENT, locale="en", tz="America/Los_Angeles", issued_at=ISSUED)
+    lines = n.body.splitlines()
+    assert lines[0] == "Notice of Data Breach"
+    headings = [
+        "What Happened",
+        "What Information Was Involved",
+        "What We Are Doing",
+        "What You Can Do",
+        "For More Information",
+    ]
+    assert [line for line in lines if line in headings] == headings
+    assert CONTENT.nature in n.body and "The date of the breach is not yet known." in n.body
+    assert "contact details and login credentials" in n.body and "dpo@example.org" in n.body
+    assert "Notice issued on October 26, 2026" in n.body  # the date of the notice
+
+
+def test_appi_notice_carries_cause_and_prevention_and_final_title():
+    c = NoticeContent(
+        **{**CONTENT.__dict__, "cause": "phishing", "prevention": "MFA", "final": True,
+           "basis": "APPI Rules Art. 8(2)"}
+    )
+    body = render_authority_notice(c, locale="ja", tz="Asia/Tokyo").body
+    assert "APPI Rules Art. 8(2)に基づく確報" in body
+    assert "漏えい等の原因：phishing" in body and "再発防止策：MFA" in body

@@ -15,13 +15,12 @@ from compliance import audit
 from compliance.breach_escalation import BREACH_DUE_SOON, check_deadlines
 from compliance.breach_models import BreachIncident, BreachNotice
 from compliance.breach_notify import produce_notices
+from compliance.breach_ops import assess_breach, report_breach
 from compliance.breach_store import (
     TRANSITIONS,
     BreachEvent,
     BreachStatus,
-    assess_breach,
     describe,
-    report_breach,
     transition,
 )
 from compliance.db import transaction

@@ -1,0 +1,142 @@
+"""Checks of breach facts: what the CLI, flows and store refuse before anything is written,
+and what an incident must hold before a notice may be produced.
+
+Every check raises :class:`mpc.errors.InputError` (a bad value) with a one-line message that
+says what to give instead; :func:`missing_for_notice` lists what a notice would lack
+(GDPR Art. 33(3), 34(2); APPI Rules Art. 8) and :class:`IncompleteBreachError` carries that
+list when ``notify`` refuses.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import datetime
+
+from compliance.errors import ComplianceError
+from mpc.errors import InputError
+
+# Same names as tasks.regions.REGIONS (compliance must not import tasks; a test keeps them equal).
+REGIONS: tuple[str, ...] = ("americas", "europe", "apac")
+# Counts go to SQL INTEGER columns: 32-bit on PostgreSQL.  8 billion people fit.
+MAX_COUNT = 2**31 - 1
+MAX_ID = 128  # subjects.id is String(128)
+MAX_CONTACT = 256  # breach_incidents.contact is String(256)
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_URL = re.compile(r"https?://\S+\.\S+")
+_PHONE = re.compile(r"\+?\d[\d ()./-]{5,}\d")
+
+
+class IncompleteBreachError(ComplianceError):
+    """A notice would lack required contents; ``missing`` names them."""
+
+    def __init__(self, breach_id: str, missing: list[str]) -> None:
+        self.missing = missing
+        super().__init__(
+            f"breach {breach_id}: refusing to produce notices without {', '.join(missing)};"
+            " add them with `smt breach update` (GDPR Art. 33(3), 34(2))"
+        )
+
+
+def one_line(value: str, what: str, *, max_len: int | None = None) -> str:
+    """*value* stripped; refused when blank, multi-line (any control character) or too long."""
+    text = value.strip()
+    if not text:
+        raise InputError(f"{what} is blank; give a non-empty value")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        raise InputError(f"{what} {text!r} holds a line break or control character; give one line")
+    if max_len is not None and len(text) > max_len:
+        raise InputError(f"{what} is {len(text)} characters long; at most {max_len}")
+    return text
+
+
+def identifier(value: str, what: str = "id") -> str:
+    return one_line(value, what, max_len=MAX_ID)
+
+
+def count(value: int | None, what: str) -> int | None:
+    if value is None:
+        return None
+    if not 0 <= value <= MAX_COUNT:
+        raise InputError(f"{what} must be between 0 and {MAX_COUNT:,}, got {value:,}")
+    return value
+
+
+def regions(values: Iterable[str]) -> list[str]:
+    out = sorted({v.strip().lower() for v in values})
+    unknown = [v for v in out if v not in REGIONS]
+    if unknown:
+        raise InputError(f"unknown region(s) {unknown}; use {', '.join(REGIONS)}")
+    return out
+
+
+def real_contact(value: str) -> bool:
+    """True when *value* holds contact details someone can use: an e-mail address, a web
+    address or a telephone number (not just a role such as "the DPO")."""
+    return bool(_EMAIL.search(value) or _URL.search(value) or _PHONE.search(value))
+
+
+def contact(value: str | None) -> str:
+    """A contact point for notices (``""``: none yet, refused by ``notify``)."""
+    if value is None or not value.strip():
+        return ""
+    text = one_line(value, "contact", max_len=MAX_CONTACT)
+    if not real_contact(text):
+        raise InputError(
+            f"contact {text!r} holds no e-mail address, web address or telephone number;"
+            " give real contact details (e.g. 'Data Protection Officer, dpo@example.org')"
+        )
+    return text
+
+
+def times(
+    *, aware_at: datetime, now: datetime, occurred_at: datetime | None = None
+) -> None:
+    """Awareness in the past, with an offset; the breach before we became aware of it."""
+    for name, value in (("aware_at", aware_at), ("occurred_at", occurred_at)):
+        if value is not None and value.utcoffset() is None:
+            raise InputError(f"{name} must carry a time zone, e.g. 2026-10-23T10:00:00+02:00")
+    if aware_at > now:
+        raise InputError(
+            f"aware_at {aware_at.isoformat()} is in the future (now {now.isoformat()});"
+            " give the time you became aware of the breach"
+        )
+    if occurred_at is not None and occurred_at > aware_at:
+        raise InputError("occurred_at is after aware_at; a breach occurs before one learns of it")
+
+
+def assessed_at(value: datetime, *, aware_at: datetime, now: datetime) -> datetime:
+    if value.utcoffset() is None:
+        raise InputError("assessed_at must carry a time zone, e.g. 2026-10-23T10:00:00+02:00")
+    if value > now:
+        raise InputError(f"assessed_at {value.isoformat()} is in the future; give when it happened")
+    if value < aware_at:
+        raise InputError("assessed_at is before aware_at; an assessment follows awareness")
+    return value
+
+
+def missing_for_notice(
+    *,
+    nature: str,
+    contact: str,
+    categories: list[str],
+    measures: list[str],
+    affected_subjects: int,
+    affected_records: int,
+) -> list[str]:
+    """What GDPR Art. 33(3) / 34(2) contents an incident lacks (empty: complete)."""
+    out = []
+    if not nature.strip():
+        out.append("the nature of the breach (--nature)")
+    if not categories:
+        out.append("the categories of data (--category)")
+    if affected_subjects <= 0:
+        out.append("the approximate number of subjects (--affected)")
+    if affected_records <= 0:
+        out.append("the approximate number of records (--records)")
+    if not measures:
+        out.append("the measures taken or proposed (--measure)")
+    if not contact.strip() or not real_contact(contact):
+        out.append("a contact point with real contact details (--contact or SMT_BREACH_CONTACT)")
+    return out
