@@ -16,7 +16,7 @@ like any other event.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -40,7 +40,7 @@ from compliance.models import (
     RequestType,
     Subject,
 )
-from compliance.subjects import DEFAULT_TIME_ZONE, ensure_subject
+from compliance.subjects import DEFAULT_TIME_ZONE, RECTIFIABLE, ensure_subject
 
 
 class Event(StrEnum):
@@ -269,6 +269,12 @@ def submit(
     received_at = received_at or now
     if received_at.tzinfo is None:
         raise ComplianceError("received_at must be timezone-aware (e.g. 2026-11-25T10:00:00Z)")
+    if received_at > now + CLOCK_SKEW:
+        raise ComplianceError(
+            f"received_at {received_at.isoformat()} is in the future; give the time the request"
+            " actually arrived"
+        )
+    _check_payload(rtype, payload or {})
     if country is not None and not (len(country) == 2 and country.isalpha()):
         raise ComplianceError(
             f"country {country!r}: give the subject's ISO 3166 alpha-2 code, e.g. FR or DE"
@@ -303,6 +309,29 @@ def submit(
             session, subject, restriction.ground(request), basis=basis, actor=actor, now=now
         )
     return request
+
+
+CLOCK_SKEW = timedelta(minutes=5)
+CHANGE_TYPES = frozenset({RequestType.RECTIFICATION, RequestType.CORRECT})
+
+
+def _check_payload(rtype: RequestType, payload: dict[str, Any]) -> None:
+    """Refuse at submission what execution would refuse later (nothing is stored then)."""
+    changes = payload.get("changes")
+    if changes is None:
+        return
+    if rtype not in CHANGE_TYPES:
+        raise ComplianceError(f"only rectification/correct requests take changes, not {rtype}")
+    if not isinstance(changes, dict) or not changes:
+        raise ComplianceError('changes must be a JSON object, e.g. {"locale": "fr"}')
+    unknown = sorted(set(changes) - set(RECTIFIABLE))
+    if unknown:
+        raise ComplianceError(
+            f"cannot rectify {unknown}: the store holds only {list(RECTIFIABLE)}"
+        )
+    bad = sorted(k for k, v in changes.items() if v is not None and not isinstance(v, str))
+    if bad:
+        raise ComplianceError(f"changes {bad}: give each value as a string (or null)")
 
 
 def get_request(

@@ -65,30 +65,50 @@ def restrict(
 
 
 def notice(subject: Subject, *, since: datetime | None, reason: str, now: datetime) -> dict[str, Any]:
-    """The Art. 18(3) information, in the subject's language (English when none is stored)."""
+    """The Art. 18(3) information, in the subject's language (English when none is stored).
+
+    Two texts: processing may resume; or it does not, because an objection or opt-out now
+    applies in the restriction's place (an upheld objection must not read as "we may process
+    your data again")."""
     locale, flagged = subject.locale or DEFAULT_LOCALE, subject.locale is None
     try:
         t = translator(locale, subject.time_zone or "UTC")
     except InputError:
         t, flagged = translator(DEFAULT_LOCALE, subject.time_zone or "UTC"), True
     _ = t.gettext
-    lines = [
-        _("Hello,"),
-        _(
-            "The restriction of processing of your personal data ends on %(date)s. From then on"
-            " we may process your data again as described in our privacy notice."
-        )
-        % {"date": t.datetime(now)},
-        _("Reason: %(reason)s") % {"reason": _(reason)},
-        _(
-            "You may object to the processing, ask for its restriction again or lodge a"
-            " complaint with a supervisory authority."
-        ),
-    ]
-    title = _("Restriction of processing lifted")
+    resumes = not (subject.objected or subject.opted_out)
+    if resumes:
+        title = _("Restriction of processing lifted")
+        lines = [
+            _("Hello,"),
+            _(
+                "The restriction of processing of your personal data ends on %(date)s. From then"
+                " on we may process your data again as described in our privacy notice."
+            )
+            % {"date": t.datetime(now)},
+            _("Reason: %(reason)s") % {"reason": _(reason)},
+            _(
+                "You may object to the processing, ask for its restriction again or lodge a"
+                " complaint with a supervisory authority."
+            ),
+        ]
+    else:
+        title = _("End of the interim restriction of processing")
+        lines = [
+            _("Hello,"),
+            _(
+                "The interim restriction of processing of your personal data ends on %(date)s."
+                " We will not process your data for this purpose again: your objection applies"
+                " in its place."
+            )
+            % {"date": t.datetime(now)},
+            _("Reason: %(reason)s") % {"reason": _(reason)},
+            _("You may lodge a complaint with a supervisory authority (Article 77)."),
+        ]
     return {
         "locale": t.locale,
         "fallback_locale": flagged,
+        "processing_resumes": resumes,
         "title": title,
         "text": "\n".join([title, "", *lines]) + "\n",
         "produced_at": now.isoformat(),

@@ -6,8 +6,9 @@ Load it once (``ComplianceSettings()``) at the edge (CLI, flow entry) and pass i
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DIR = Path(".smt")
@@ -40,3 +41,15 @@ class ComplianceSettings(BaseSettings):
     audit_key: str | None = Field(default=None, repr=False)
     audit_anchor_url: str = Field(default=str(DEFAULT_DIR / "audit-anchors.jsonl"))
     controller_time_zone: str = "Europe/Brussels"
+
+    @field_validator("controller_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"SMT_CONTROLLER_TIME_ZONE={value!r} is not an IANA time zone; use e.g."
+                " Europe/Brussels"
+            ) from exc
+        return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +36,21 @@ def _check_tz(name: str) -> str:
     return name
 
 
+def check_subject_id(subject_id: str) -> str:
+    """A pseudonymous id: 1 to 128 characters, no surrounding blanks, no control characters
+    (a newline in an id would forge lines in any text it is written to)."""
+    if (
+        not subject_id
+        or len(subject_id) > 128
+        or subject_id != subject_id.strip()
+        or any(unicodedata.category(c).startswith("C") for c in subject_id)
+    ):
+        raise ComplianceError(
+            "a subject id must be 1 to 128 printable characters without surrounding blanks"
+        )
+    return subject_id
+
+
 def get_subject(session: Session, subject_id: str) -> Subject:
     subject = session.get(Subject, subject_id)
     if subject is None:
@@ -64,8 +80,7 @@ def ensure_subject(
         if subject.time_zone is None and time_zone:
             subject.time_zone = _check_tz(time_zone)
         return subject
-    if not subject_id or len(subject_id) > 128:
-        raise ComplianceError("a subject id must be 1 to 128 characters")
+    check_subject_id(subject_id)
     now = now or datetime.now(UTC)
     subject = Subject(
         id=subject_id,
@@ -114,8 +129,8 @@ def record_consent(
     )
     session.add(consent)
     session.flush()
-    if given:  # the subject's own new act overrides what an earlier erasure kept
-        suppression.lift(session, subject.id, purpose, actor=actor, now=now)
+    if given:  # the subject's own new act overrides a withdrawal an earlier erasure kept
+        suppression.lift(session, subject.id, purpose=purpose, actor=actor, now=now)
     audit.append(
         session,
         action="consent.given" if given else "consent.withdrawn",
@@ -144,6 +159,9 @@ def describe_subject(session: Session, subject_id: str) -> dict[str, Any]:
     return {
         "subject_id": subject.id,
         "region": subject.region,
+        "country": subject.country,
+        "subdivision": subject.subdivision,
+        "locale": subject.locale,
         "time_zone": subject.time_zone,
         "restricted": subject.restricted,
         "restriction_grounds": list(subject.restriction_grounds or []),
@@ -192,6 +210,25 @@ def set_flags(
         actor=actor,
         now=now,
     )
+
+
+def reinstate(
+    session: Session, subject_id: str, *, reason: str, actor: str, now: datetime | None = None
+) -> dict[str, Any]:
+    """The subject withdrew their objection or opted back in (CCPA regs 7026(k)): clear the
+    ``objected`` / ``opted_out`` flags and any objection kept after an erasure (audited)."""
+    if not reason.strip():
+        raise ComplianceError("reinstating needs a reason (how the subject withdrew the objection)")
+    now = now or datetime.now(UTC)
+    subject = ensure_subject(session, subject_id, actor=actor, now=now)
+    cleared = [f for f in ("objected", "opted_out") if getattr(subject, f)]
+    if cleared:
+        set_flags(session, subject, actor=actor, now=now, reason=reason, objected=False,
+                  opted_out=False)
+    lifted = suppression.lift(session, subject_id, objections=True, actor=actor, now=now)
+    if not cleared and not lifted:
+        raise ComplianceError("the subject has no objection or opt-out to withdraw")
+    return {"subject_id": subject_id, "flags_cleared": cleared, "suppressions_lifted": lifted}
 
 
 def rectify(

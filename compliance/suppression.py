@@ -8,10 +8,10 @@ audit key, which lives outside the database, so the store alone cannot be used t
 ids), the ground and its scope (a purpose, or ``*``).  Nothing else about the subject is kept.
 
 The consent gate (``compliance.subjects.decide``) excludes a suppressed id whether or not the
-subject was re-created since.  A suppression is lifted only by the subject's own new act: a
-consent given for the purpose (stricter reading: a fresh, recorded consent is the one thing that
-can override an earlier withdrawal, objection or opt-out; CCPA regs 7026(k) lets a consumer opt
-back in).  Lifting is audited.
+subject was re-created since.  A suppression is lifted only by the subject's own new act, and
+only as far as that act reaches: a consent given for a purpose lifts a withdrawal for that
+purpose; an objection or opt-out is lifted only when the subject withdraws it or opts back in
+(``smt consent reinstate``; CCPA regs 7026(k)).  Lifting is audited.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import hmac
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, and_, delete, or_, select
 from sqlalchemy.orm import Session
 
 from compliance import audit
@@ -105,12 +105,30 @@ def record(session: Session, subject: Subject, *, actor: str, now: datetime) -> 
     return kept
 
 
-def lift(session: Session, subject_id: str, purpose: str, *, actor: str, now: datetime) -> int:
-    """The subject gave consent for ``purpose`` again: drop what that consent overrides."""
+def lift(
+    session: Session,
+    subject_id: str,
+    *,
+    purpose: str | None = None,
+    objections: bool = False,
+    actor: str,
+    now: datetime,
+) -> int:
+    """Drop what the subject's own new act overrides: a consent given for ``purpose`` lifts a
+    withdrawal for that purpose only; ``objections`` (the subject withdrew their objection or
+    opted back in, ``subjects.reinstate``) lifts the ``*`` entries.  A consent never lifts an
+    objection, as it would not have cleared the ``objected`` flag before the erasure."""
     key = ref(subject_id)
-    stmt = delete(Suppression).where(
-        Suppression.ref == key, Suppression.scope.in_([purpose, ANY_PURPOSE])
-    )
+    conditions: list[ColumnElement[bool]] = []
+    if purpose is not None:
+        conditions.append(
+            and_(Suppression.reason == "consent_withdrawn", Suppression.scope == purpose)
+        )
+    if objections:
+        conditions.append(Suppression.scope == ANY_PURPOSE)
+    if not conditions:
+        return 0
+    stmt = delete(Suppression).where(Suppression.ref == key, or_(*conditions))
     n = audit.rowcount(session.execute(stmt))
     if n:
         audit.append(
@@ -119,7 +137,7 @@ def lift(session: Session, subject_id: str, purpose: str, *, actor: str, now: da
             object_type="suppression",
             object_id="-",
             subject_ref=None,
-            details={"purpose": purpose, "entries": n},
+            details={"purpose": purpose, "objections": objections, "entries": n},
             actor=actor,
             now=now,
         )

@@ -2,6 +2,7 @@
 
     smt consent grant|withdraw --subject S --purpose P [--source SRC]
     smt consent show --subject S
+    smt consent reinstate --subject S --reason R   (objection withdrawn / opted back in)
     smt dsr submit --type T --subject S --regime R [--received-at ISO] [--time-zone TZ]
     smt dsr run ID [--dry-run]          (the data-subject-request Prefect flow)
     smt dsr status ID | smt dsr list [--status S] | smt dsr extend ID --reason R
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from compliance import audit, requests, restriction, service
@@ -32,7 +34,13 @@ from compliance.db import open_store, transaction
 from compliance.errors import ComplianceError
 from compliance.models import DataSubjectRequest, Regime, RequestStatus, RequestType
 from compliance.settings import ComplianceSettings
-from compliance.subjects import describe_subject, ensure_subject, get_subject, record_consent
+from compliance.subjects import (
+    describe_subject,
+    ensure_subject,
+    get_subject,
+    record_consent,
+    reinstate,
+)
 from mpc.errors import SmtError
 
 Handler = Callable[[argparse.Namespace, ComplianceSettings], tuple[int, dict[str, Any]]]
@@ -50,6 +58,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--time-zone", help="IANA time zone of a new subject")
     p = _leaf(csub, "show", "flags, current consents and their history", _consent_show)
     p.add_argument("--subject", required=True)
+    p = _leaf(csub, "reinstate", "the subject withdrew their objection or opted back in: clear "
+              "it, and any objection kept after an erasure", _consent_reinstate)
+    p.add_argument("--subject", required=True)
+    p.add_argument("--reason", required=True, help="how the subject withdrew it (audited)")
 
     dsr = subparsers.add_parser("dsr", help="data-subject requests")
     dsub = dsr.add_subparsers(dest="dsr_command", required=True)
@@ -60,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--received-at", type=_aware, help="ISO time with offset (default: now)")
     p.add_argument("--time-zone", help="subject's IANA time zone (default: stored or regime's)")
     p.add_argument("--country", help="subject's ISO 3166 alpha-2 country (its public holidays)")
-    p.add_argument("--changes", type=json.loads, help='rectification: JSON, e.g. {"locale":"fr"}')
+    p.add_argument("--changes", help='rectification: JSON, e.g. {"locale":"fr"}')
     p = _leaf(dsub, "run", "execute a request (resumes where it stopped)", _dsr_run)
     p.add_argument("id")
     p.add_argument("--dry-run", action="store_true", help="report what would be done only")
@@ -117,8 +129,9 @@ def _run(args: argparse.Namespace, handler: Handler) -> int:
     try:
         code, out = handler(args, ComplianceSettings())
     except (SmtError, ValueError) as err:
-        print(f"smt: error: {err}", file=sys.stderr)
-        code, out = 1, {"error": str(err)}
+        message = _one_line(err)
+        print(f"smt: error: {message}", file=sys.stderr)
+        code, out = 1, {"error": message}
     if args.json:
         print(json.dumps(out, default=str))
     else:
@@ -127,6 +140,33 @@ def _run(args: argparse.Namespace, handler: Handler) -> int:
                 f"{key}: {json.dumps(value, default=str) if isinstance(value, dict | list) else value}"
             )
     return code
+
+
+def _one_line(err: Exception) -> str:
+    """The error as one line (a settings error names the first bad setting only)."""
+    if isinstance(err, ValidationError) and err.errors():
+        first = err.errors()[0]
+        return str(first.get("ctx", {}).get("error") or first["msg"])
+    return " ".join(str(err).split())
+
+
+def _changes(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ComplianceError(
+            f'--changes is not valid JSON ({exc.msg}); give e.g. {{"locale": "fr"}}'
+        ) from None
+    if not isinstance(value, dict):
+        raise ComplianceError('--changes must be a JSON object, e.g. {"locale": "fr"}')
+    return value
+
+
+def _consent_reinstate(args: argparse.Namespace, s: ComplianceSettings) -> tuple[int, dict[str, Any]]:
+    with transaction(open_store(s.database_url)) as session:
+        return 0, reinstate(session, args.subject, reason=args.reason, actor=s.actor)
 
 
 def _consent_change(args: argparse.Namespace, s: ComplianceSettings) -> tuple[int, dict[str, Any]]:
@@ -161,7 +201,7 @@ def _dsr_submit(args: argparse.Namespace, s: ComplianceSettings) -> tuple[int, d
             time_zone=args.time_zone,
             country=args.country,
             controller_time_zone=s.controller_time_zone,
-            payload={"changes": args.changes} if args.changes else None,
+            payload={"changes": changes} if (changes := _changes(args.changes)) else None,
             actor=s.actor,
         )
         return 0, _short(requests.describe(request))

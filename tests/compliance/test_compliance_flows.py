@@ -226,3 +226,19 @@ def test_cli_lifts_a_restriction_with_a_notice(env):
     assert "the objection was weighed" in lifted["notice"]["text"]
     code, shown = smt("consent", "show", "--subject", "s-9")
     assert shown["restricted"] is False and shown["restriction_grounds"] == []
+
+
+def test_cli_bad_dsr_input_is_one_json_line_and_stores_nothing(env, monkeypatch):
+    code, bad = smt("dsr", "submit", "--type", "rectification", "--subject", "s-1", "--regime",
+                    "gdpr", "--changes", "{bad")
+    assert code == 1 and bad["error"].startswith("--changes is not valid JSON")
+    code, future = smt("dsr", "submit", "--type", "access", "--subject", "s-1", "--regime",
+                       "gdpr", "--received-at", "2099-01-01T00:00:00Z")
+    assert code == 1 and "in the future" in future["error"]
+    monkeypatch.setenv("SMT_CONTROLLER_TIME_ZONE", "Bogus/Zone")
+    code, zone = smt("dsr", "submit", "--type", "access", "--subject", "s-1", "--regime", "gdpr")
+    assert code == 1 and "SMT_CONTROLLER_TIME_ZONE='Bogus/Zone'" in zone["error"]
+    assert "\n" not in zone["error"]
+    monkeypatch.delenv("SMT_CONTROLLER_TIME_ZONE")
+    code, listed = smt("dsr", "list")
+    assert code == 0 and listed["requests"] == []

@@ -23,7 +23,7 @@ from compliance.db import transaction
 from compliance.gate import ExclusionReason
 from compliance.models import AuditEntry, DataSubjectRequest, Subject, Suppression
 from compliance.runs import record_inference_run
-from compliance.subjects import decide, ensure_subject, record_consent, set_flags
+from compliance.subjects import decide, ensure_subject, record_consent, reinstate, set_flags
 
 P = "secure_inference"
 NOW = datetime.now(UTC)
@@ -122,6 +122,33 @@ def test_only_a_new_consent_lifts_a_suppression(factory, tmp_path):
     assert _actions(factory).count("suppression.lifted") == 2
 
 
+def test_a_consent_does_not_lift_an_objection_kept_after_erasure(factory, tmp_path):
+    with transaction(factory) as s:
+        record_consent(s, "alice", P, given=True, source="web")
+    _run(factory, tmp_path, _submit(factory, "alice", "objection"))
+    _run(factory, tmp_path, _submit(factory, "alice", "erasure"))
+    with transaction(factory) as s:
+        record_consent(s, "alice", "newsletter", given=True, source="web")
+        record_consent(s, "alice", P, given=True, source="web")
+    # before the erasure a consent did not clear the objection either
+    assert _gate(factory, "alice")["alice"] is ExclusionReason.OBJECTED
+    with transaction(factory) as s:
+        out = reinstate(s, "alice", reason="withdrew the objection by letter", actor="dpo")
+    assert out["suppressions_lifted"] == 1
+    assert _gate(factory, "alice")["alice"] is None
+    with transaction(factory) as s, pytest.raises(Exception, match="no objection"):
+        reinstate(s, "alice", reason="again", actor="dpo")
+
+
+def test_reinstate_clears_a_live_objection(factory, tmp_path):
+    _run(factory, tmp_path, _submit(factory, "bob", "opt_out", regime="ccpa"))
+    assert _gate(factory, "bob")["bob"] is ExclusionReason.OBJECTED
+    with transaction(factory) as s:
+        out = reinstate(s, "bob", reason="opted back in (7026(k))", actor="dpo")
+    assert out["flags_cleared"] == ["opted_out"]
+    assert _gate(factory, "bob")["bob"] is None
+
+
 def test_the_suppression_key_is_not_in_the_database(factory, tmp_path, monkeypatch):
     with transaction(factory) as s:
         record_consent(s, "alice", P, given=False, source="web")
@@ -165,9 +192,12 @@ def test_a_pending_contest_or_objection_restricts_until_it_closes(factory, tmp_p
     # (cancelled: the subject withdrew; the ground ends without a decision to tell them about)
     assert notice is not None and notice["locale"] in ("fr", "de")
     assert notice["fallback_locale"] is False
-    assert "Restriction of processing lifted" not in notice["text"]  # translated, not English
-    assert notice["title"] in ("Levée de la limitation du traitement",
-                               "Aufhebung der Einschränkung der Verarbeitung")
+    assert notice["processing_resumes"] is not upheld
+    if upheld:  # the objection applies now: the notice must not say processing may resume
+        assert notice["title"] == "Fin de la limitation provisoire du traitement"
+    else:
+        assert notice["title"] in ("Levée de la limitation du traitement",
+                                   "Aufhebung der Einschränkung der Verarbeitung")
     actions = _actions(factory)
     assert actions.index("subject.restriction_notice") < actions.index("subject.restriction_lifted")
     expected = ExclusionReason.OBJECTED if upheld else None
@@ -346,3 +376,35 @@ def test_export_information_falls_back_to_english_and_says_so(factory, tmp_path)
         info = json.loads(zf.read("export.json"))["information"]
     assert info["locale"] == "en" and info["fallback_locale"] is True
     assert info["transfers"] == ["Your data was processed only in the region of its residency."]
+
+
+def test_export_holds_every_stored_attribute_of_the_subject(factory, tmp_path):
+    with transaction(factory) as s:
+        ensure_subject(s, "frank", country="jp", subdivision="13", locale="ja",
+                       time_zone="Asia/Tokyo", region="apac")
+    result = _run(factory, tmp_path, _submit(factory, "frank", "access"))
+    with zipfile.ZipFile(result["export"]) as zf:
+        subject = json.loads(zf.read("export.json"))["subject"]
+    assert {k: subject[k] for k in ("country", "subdivision", "locale", "time_zone", "region")} == {
+        "country": "JP", "subdivision": "13", "locale": "ja", "time_zone": "Asia/Tokyo",
+        "region": "apac"}
+
+
+# --- bad input: refused before anything is stored ---------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"subject_id": "car\nol"}, "printable"),
+    ({"subject_id": " carol"}, "surrounding blanks"),
+    ({"received_at": NOW + timedelta(days=3)}, "in the future"),
+    ({"rtype": "rectification", "payload": {"changes": {"name": "Carol"}}}, "cannot rectify"),
+    ({"rtype": "rectification", "payload": {"changes": {"locale": 3}}}, "as a string"),
+    ({"rtype": "access", "payload": {"changes": {"locale": "fr"}}}, "only rectification"),
+])
+def test_submit_refuses_bad_input_and_stores_nothing(factory, kwargs, match):
+    args = {"subject_id": "carol", "rtype": "access", "regime": "gdpr", **kwargs}
+    with pytest.raises(Exception, match=match), transaction(factory) as s:
+        requests.submit(s, **args)
+    with factory() as s:
+        assert s.execute(select(DataSubjectRequest)).first() is None
+        assert s.execute(select(Subject)).first() is None
