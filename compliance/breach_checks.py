@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from compliance.errors import ComplianceError
 from mpc.errors import InputError
@@ -22,6 +22,13 @@ REGIONS: tuple[str, ...] = ("americas", "europe", "apac")
 MAX_COUNT = 2**31 - 1
 MAX_ID = 128  # subjects.id is String(128)
 MAX_CONTACT = 256  # breach_incidents.contact is String(256)
+# Free text that goes into notices (nature, cause, prevention, complement, offer): paragraphs
+# are legitimate (line breaks and tabs kept), other control characters are not; 4,000
+# characters is a long page, more than any notice field needs.
+MAX_TEXT = 4000
+# Times of an incident: none before this many years ago (years like 0001 or 1900 are typos and
+# overflow the UTC conversion near datetime.min).
+MAX_YEARS_BACK = 20
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _URL = re.compile(r"https?://\S+\.\S+")
@@ -90,13 +97,51 @@ def contact(value: str | None) -> str:
     return text
 
 
+def text_block(value: str, what: str, *, max_len: int = MAX_TEXT) -> str:
+    """Free text for a notice: stripped, paragraphs (``\n``, tabs) allowed, other control
+    characters refused, at most *max_len* characters.  ``""`` stays ``""``."""
+    text = value.replace("\r\n", "\n").strip()
+    bad = [ch for ch in text if (ord(ch) < 32 and ch not in "\n\t") or 127 <= ord(ch) < 160]
+    if bad:
+        raise InputError(
+            f"{what} holds a control character ({ord(bad[0]):#04x}); give plain text"
+            " (line breaks between paragraphs are fine)"
+        )
+    if len(text) > max_len:
+        raise InputError(f"{what} is {len(text):,} characters long; at most {max_len:,}")
+    return text
+
+
+def moment(value: datetime, what: str, *, now: datetime) -> datetime:
+    """An aware time of the incident, not in the future nor more than MAX_YEARS_BACK years
+    back; returned in UTC.  Raises ``InputError`` (never ``OverflowError``)."""
+    if value.utcoffset() is None:
+        raise InputError(f"{what} must carry a time zone, e.g. 2026-10-23T10:00:00+02:00")
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise InputError(f"{what} {value.isoformat()} is out of range; give a recent time") from None
+    floor = now.astimezone(UTC) - timedelta(days=365 * MAX_YEARS_BACK)
+    if utc < floor:
+        raise InputError(
+            f"{what} {value.isoformat()} is more than {MAX_YEARS_BACK} years ago;"
+            " check the year (e.g. 2026-10-23T10:00:00+02:00)"
+        )
+    if utc > now:
+        raise InputError(
+            f"{what} {value.isoformat()} is in the future (now {now.isoformat()});"
+            " give when it happened"
+        )
+    return utc
+
+
 def times(
     *, aware_at: datetime, now: datetime, occurred_at: datetime | None = None
 ) -> None:
     """Awareness in the past, with an offset; the breach before we became aware of it."""
     for name, value in (("aware_at", aware_at), ("occurred_at", occurred_at)):
-        if value is not None and value.utcoffset() is None:
-            raise InputError(f"{name} must carry a time zone, e.g. 2026-10-23T10:00:00+02:00")
+        if value is not None:
+            moment(value, name, now=now)
     if aware_at > now:
         raise InputError(
             f"aware_at {aware_at.isoformat()} is in the future (now {now.isoformat()});"
@@ -107,10 +152,7 @@ def times(
 
 
 def assessed_at(value: datetime, *, aware_at: datetime, now: datetime) -> datetime:
-    if value.utcoffset() is None:
-        raise InputError("assessed_at must carry a time zone, e.g. 2026-10-23T10:00:00+02:00")
-    if value > now:
-        raise InputError(f"assessed_at {value.isoformat()} is in the future; give when it happened")
+    moment(value, "assessed_at", now=now)
     if value < aware_at:
         raise InputError("assessed_at is before aware_at; an assessment follows awareness")
     return value

@@ -142,6 +142,8 @@ class BreachFacts:
     risk_removed: bool = False
     disproportionate_effort: bool = False
     assessed_at: datetime | None = None  # PDPA: when we decided whether it is notifiable
+    # PDPA s. 26D(1): when we first assessed it notifiable (kept across re-assessments)
+    pdpa_notifiable_at: datetime | None = None
     unlawful_purpose: bool = False  # APPI: final report within 60 days instead of 30
     affected_by_regime: Mapping[Regime, int] = field(default_factory=dict)
     small_agent: bool = False  # LGPD: agente de tratamento de pequeno porte (doubled deadlines)
@@ -150,7 +152,7 @@ class BreachFacts:
     subjects_notified_at: Mapping[Regime, datetime] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("aware_at", "assessed_at"):
+        for name in ("aware_at", "assessed_at", "pdpa_notifiable_at"):
             value = getattr(self, name)
             if value is not None and value.utcoffset() is None:
                 raise InputError(f"{name} must carry a time zone (e.g. 2026-10-23T10:00+02:00)")
@@ -261,9 +263,16 @@ def compute_deadlines(facts: BreachFacts, policy: Policy | None = None) -> Deadl
             if not notifiable:
                 exempt(r, Obligation.AUTHORITY, ExemptionReason.NOT_NOTIFIABLE)
                 continue
+            # s. 26D(1): 3 calendar days from when the organisation *first* assessed the breach
+            # notifiable; a later re-assessment (which the store records as assessed_at) must
+            # not restart them, so the store keeps the first such time (pdpa_notifiable_at).
+            # Stricter reading: an earlier assessment time given later moves it earlier.
+            first = facts.pdpa_notifiable_at or facts.assessed_at
+            if facts.pdpa_notifiable_at and facts.assessed_at:
+                first = min(facts.pdpa_notifiable_at, facts.assessed_at)
             due = None
-            if facts.assessed_at is not None:
-                due = _end_of_day(_local_date(facts.assessed_at, tz) + timedelta(days=3), tz)
+            if first is not None:
+                due = _end_of_day(_local_date(first, tz) + timedelta(days=3), tz)
             add(r, Obligation.AUTHORITY, due, True, "PDPA s. 26D(1)")
             if not high:
                 exempt(r, Obligation.SUBJECTS, ExemptionReason.NOT_HIGH_RISK)

@@ -1,6 +1,7 @@
 """SQL tables of breach incidents, on the compliance store's declarative ``Base``.
 
-Created by the Alembic migrations ``0002_breaches`` and ``0004_breach_facts``.  Personal data held here: the pseudonymous
+Created by the Alembic migrations ``0002_breaches``, ``0004_breach_facts`` and
+``0005_breach_review``.  Personal data held here: the pseudonymous
 ids of affected subjects (``breach_subjects``, deleted with the subject) and the subject each
 notice was produced for.  Incidents themselves hold facts and counts only.
 """
@@ -48,6 +49,20 @@ class BreachIncident(Base):
     prevention: Mapped[str | None] = mapped_column(Text)
     # LGPD: small processing agent (ANPD Res. 2/2022 Art. 14: doubled deadlines) (0004)
     small_agent: Mapped[bool] = mapped_column(Boolean, default=False)
+    # PDPA s. 26D(1): when we FIRST assessed the breach notifiable; the 3 days run from it and a
+    # later re-assessment never restarts them (0005)
+    pdpa_notifiable_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # last time an update or assessment changed a fact: what an authority update adds (0005)
+    facts_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Cal. Civ. Code 1798.82(d)(2)(C): the date, estimated date or date range (0005)
+    occurred_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    occurred_estimated: Mapped[bool] = mapped_column(Boolean, default=False)
+    # 1798.82(d)(2)(D): notification delayed by a law enforcement investigation (None: unknown)
+    law_enforcement_delay: Mapped[bool | None] = mapped_column(Boolean)
+    # 1798.82(d)(2)(G): the breach happened at a third party (we were not its source) and the
+    # offer of identity theft prevention and mitigation services, how to take it up (0005)
+    third_party_source: Mapped[bool] = mapped_column(Boolean, default=False)
+    identity_services: Mapped[str | None] = mapped_column(Text)
     phase: Mapped[int] = mapped_column(Integer, default=0)  # authority notifications sent
     version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -94,6 +109,9 @@ class BreachDeadline(Base):
     met_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     missed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # False: a later assessment no longer owes it, but it was met or missed while owed, so it
+    # is kept (a missed deadline stays missed) (0005)
+    owed: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 class BreachNotice(Base):

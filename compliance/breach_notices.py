@@ -39,6 +39,18 @@ MEASURES: dict[str, str] = {
 }
 BULLET = "- "
 
+# Cal. Civ. Code 1798.82(d)(2)(F): toll-free numbers and addresses of the major credit reporting
+# agencies, when identity numbers (SSN, driver's licence, ID card: category ``identity``) were
+# exposed.  Proper names and addresses, not translated.  As the agencies publish them for
+# consumers (checked 2026); re-check before each use, they change.
+CREDIT_AGENCIES: tuple[str, ...] = (
+    "Equifax, P.O. Box 740241, Atlanta, GA 30374-0241, 1-800-685-1111, www.equifax.com",
+    "Experian, P.O. Box 9554, Allen, TX 75013, 1-888-397-3742, www.experian.com",
+    "TransUnion, P.O. Box 2000, Chester, PA 19016, 1-888-909-8872, www.transunion.com",
+)
+# 1798.82(d)(2)(G): the offer runs "not less than 12 months", at no cost.
+IDENTITY_SERVICE_MONTHS = 12
+
 RISK_LABELS: dict[RiskLevel, str] = {
     RiskLevel.LOW: N_("low"),
     RiskLevel.MEDIUM: N_("medium"),
@@ -76,6 +88,15 @@ class NoticeContent:
     cause: str | None = None  # APPI Rules Art. 8(1)(iv)
     prevention: str | None = None  # APPI Rules Art. 8(1)(viii): measures against recurrence
     final: bool = False  # APPI Rules Art. 8(2): the final report
+    regime: str = "gdpr"  # whose rules the phase line cites
+    complement: str | None = None  # complementary information given with an update
+    # Cal. Civ. Code 1798.82(d)(2)
+    business: str | None = None  # (A) name of the business (contact: ``contact``)
+    occurred_until: datetime | None = None  # (C) end of the date range
+    occurred_estimated: bool = False  # (C) the date is an estimate
+    law_enforcement_delay: bool | None = None  # (D)
+    third_party_source: bool = False  # (G) not owed when we were not the source
+    identity_services: str | None = None  # (G) the offer and how to take it up
 
     def __post_init__(self) -> None:
         unknown = [c for c in self.categories if c not in CATEGORIES]
@@ -119,11 +140,7 @@ def render_authority_notice(c: NoticeContent, *, locale: str, tz: str) -> Render
         heading % {"basis": c.basis},
         _("Reference: %(reference)s") % {"reference": c.reference},
     ]
-    if c.phase > 1:
-        lines.append(
-            _("This is update %(phase)s of a notification provided in phases (Article 33(4)).")
-            % {"phase": t.number(c.phase)}
-        )
+    lines.extend(_phase_lines(t, c))
     lines.append(_("Nature of the breach: %(nature)s") % {"nature": c.nature})
     if c.occurred_at is not None:
         lines.append(_("The breach occurred on %(date)s.") % {"date": t.date(c.occurred_at)})
@@ -165,6 +182,8 @@ def render_authority_notice(c: NoticeContent, *, locale: str, tz: str) -> Render
         )
     if c.encrypted:
         lines.append(_("The affected data was encrypted."))
+    if c.complement:
+        lines.append(_("Complementary information: %(complement)s") % {"complement": c.complement})
     lines.append(_("Contact point for more information: %(contact)s") % {"contact": c.contact})
     if c.late_reasons:
         due = t.datetime(c.due_at) if c.due_at is not None else "-"
@@ -183,6 +202,32 @@ def render_authority_notice(c: NoticeContent, *, locale: str, tz: str) -> Render
         body="\n".join([title, "", *lines]) + "\n",
         lines=tuple(lines),
     )
+
+
+def _phase_lines(t: Translator, c: NoticeContent) -> list[str]:
+    """What a later notice is, citing its own regime's rule: GDPR Art. 33(4) phases; the
+    LGPD complementary information (ANPD Res. 15/2024); the APPI final report (Rules Art.
+    8(2)) completes the preliminary one; other regimes set no rule on updates (none cited)."""
+    _ = t.gettext
+    phase = {"phase": t.number(c.phase)}
+    if c.final:
+        return [_("This final report completes our preliminary report.")]
+    if c.phase <= 1:
+        return []
+    if c.regime == "gdpr":
+        return [
+            _("This is update %(phase)s of a notification provided in phases (Article 33(4)).")
+            % phase
+        ]
+    if c.regime == "lgpd":
+        return [
+            _(
+                "This notice gives complementary information (update %(phase)s) to the"
+                " initial communication, under %(basis)s."
+            )
+            % {**phase, "basis": "ANPD Res. 15/2024"}
+        ]
+    return [_("This is update %(phase)s of this notification.") % phase]
 
 
 def render_subject_notice(
@@ -234,15 +279,55 @@ def render_california_notice(
     asks for at least 10-point type: that binds whoever prints or lays out these texts (they
     are plain text and carry no type size).  Other locales translate the headings (the English
     ones are exactly the statute's).  Sure: high on title and headings (statute text).
-    The Attorney General gets a sample copy of this notice (1798.82(f))."""
+    Contents of (d)(2): (A) the business (``business``) and its contact details; (B) the
+    types of information; (C) the date, estimated date or date range; (D) whether a law
+    enforcement investigation delayed the notice (stated either way); (E) what happened;
+    (F) the credit reporting agencies when identity numbers were exposed; (G) then also the
+    offer of identity theft services for 12 months at no cost, unless the breach was at a
+    third party.  The Attorney General gets a sample copy of this notice (1798.82(f))."""
     t = translator(locale, tz)
     _ = t.gettext
     happened = [c.nature]
-    if c.occurred_at is not None:
+    # (C): the date, the estimated date or the date range, where it can be determined
+    if c.occurred_at is not None and c.occurred_until is not None:
+        happened.append(
+            _("The breach occurred between %(start)s and %(end)s.")
+            % {"start": t.date(c.occurred_at), "end": t.date(c.occurred_until)}
+        )
+    elif c.occurred_at is not None and c.occurred_estimated:
+        happened.append(
+            _("The estimated date of the breach is %(date)s.") % {"date": t.date(c.occurred_at)}
+        )
+    elif c.occurred_at is not None:
         happened.append(_("The breach occurred on %(date)s.") % {"date": t.date(c.occurred_at)})
     else:
         happened.append(_("The date of the breach is not yet known."))
     happened.append(_("We discovered the breach on %(date)s.") % {"date": t.date(c.aware_at)})
+    # (D): stated either way (police not informed: no investigation could delay it)
+    happened.append(
+        _("This notification was delayed as a result of a law enforcement investigation.")
+        if c.law_enforcement_delay
+        else _("This notification was not delayed as a result of a law enforcement investigation.")
+    )
+    can_do = [
+        _(
+            "Change your passwords and be careful with unexpected messages that ask "
+            "for personal information."
+        )
+    ]
+    if "identity" in c.categories:
+        if not c.third_party_source and c.identity_services:  # (G)
+            can_do.append(
+                _(
+                    "We offer you identity theft prevention and mitigation services for"
+                    " %(months)s months at no cost to you. To take up the offer: %(offer)s"
+                )
+                % {"months": t.number(IDENTITY_SERVICE_MONTHS), "offer": c.identity_services}
+            )
+        can_do.append(  # (F)
+            _("You can contact the major credit reporting agencies:")
+        )
+        can_do.extend(BULLET + line for line in CREDIT_AGENCIES)
     sections = [
         (_("What Happened"), happened),
         (
@@ -253,18 +338,15 @@ def render_california_notice(
             ],
         ),
         (_("What We Are Doing"), _sentences(t, c.measures, MEASURES)),
-        (
-            _("What You Can Do"),
-            [
-                _(
-                    "Change your passwords and be careful with unexpected messages that ask "
-                    "for personal information."
-                )
-            ],
-        ),
+        (_("What You Can Do"), can_do),
         (
             _("For More Information"),
             [
+                *(
+                    [_("This notice is sent by %(business)s.") % {"business": c.business}]
+                    if c.business
+                    else []
+                ),  # (A): the business, and its contact details below
                 _("If you have questions, contact %(contact)s.") % {"contact": c.contact},
                 _("Notice issued on %(date)s.") % {"date": t.datetime(issued_at)},
             ],

@@ -5,19 +5,24 @@ Refused, with the missing items named, while the incident lacks what every notic
 34(2)).  Resumable: a notice already recorded for the same audience, regime, subject and phase
 is not produced again.  Files: ``<output>/<breach>/authority/<regime>-<obligation>-phase<N>.
 <locale>.txt``, ``<output>/<breach>/public/<regime>.<locale>.txt`` and ``<output>/<breach>/
-subjects/<pseudonym>.<locale>.txt`` (the pseudonym is a hash, never the subject id).
+subjects/<pseudonym>.<locale>.txt`` (the pseudonym is an HMAC of breach and subject id under a
+key derived from the audit key, which is kept outside the database: whoever can guess subject
+ids cannot link notice files to them without that key).
 
 Languages: each authority its own (:data:`AUTHORITY_LOCALES`; GDPR's lead authority from the
 setting); each subject the subject's locale, else the language of the subject's country or
-regime, else English, flagged ``locale_fallback`` in the notice record.  A subject with no
-stored country still gets a notice, under the incident's first regime that owes one, flagged
-``jurisdiction_fallback``.  A subjects deadline is met only when every affected subject it
+else English, flagged ``locale_fallback`` in the notice record (never a regime's language: a
+subject whose country we do not know gets English, not Japanese because ``appi`` sorts first).
+A subject with no stored country still gets a notice, under the incident's first regime that
+owes one (alphabetical; the notice text is the same for every regime but California, whose
+notice is used when California owes one), flagged ``jurisdiction_fallback``.  A subjects deadline is met only when every affected subject it
 covers got a notice (the linked subjects reach the approximate number affected).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +30,8 @@ from typing import Any
 import fsspec
 from sqlalchemy.orm import Session
 
+from compliance import audit
+from compliance import breach_checks as checks
 from compliance.breach_checks import IncompleteBreachError
 from compliance.breach_deadlines import (
     Obligation,
@@ -82,7 +89,7 @@ COUNTRY_LOCALES = {
     "CN": "zh",
     "TW": "zh",
 }
-REGIME_LOCALES = {"appi": "ja", "lgpd": "pt_BR"}
+_PSEUDONYM_LABEL = b"smt breach notice pseudonym v1"
 
 
 @dataclass
@@ -118,6 +125,8 @@ def _content(
     phase: int,
     *,
     final: bool = False,
+    complement: str | None = None,
+    business: str | None = None,
 ) -> NoticeContent:
     late = deadline is not None and incident.late_reasons is not None
     return NoticeContent(
@@ -139,6 +148,14 @@ def _content(
         cause=incident.cause,
         prevention=incident.prevention,
         final=final,
+        regime=regime,
+        complement=complement,
+        business=business,
+        occurred_until=incident.occurred_until,
+        occurred_estimated=bool(incident.occurred_estimated),
+        law_enforcement_delay=incident.law_enforcement_delay,
+        third_party_source=bool(incident.third_party_source),
+        identity_services=incident.identity_services,
     )
 
 
@@ -149,18 +166,23 @@ def _write(url: str, text: str) -> str:
 
 
 def _pseudonym(breach_id: str, subject_id: str) -> str:
-    return hashlib.sha256(f"{breach_id}\x00{subject_id}".encode()).hexdigest()[:20]
+    """HMAC-SHA256 of breach and subject id under a key derived from the audit key (kept
+    outside the database, as ``compliance.suppression`` does with its own label)."""
+    key = hmac.new(audit.audit_key(), _PSEUDONYM_LABEL, hashlib.sha256).digest()
+    msg = f"{breach_id}\x00{subject_id}".encode()
+    return hmac.new(key, msg, hashlib.sha256).hexdigest()[:32]
 
 
-def subject_locale(subject: Subject, regime: str) -> tuple[str, bool]:
-    """The subject's locale, or a fallback (then ``True``): country, regime, English."""
+def subject_locale(subject: Subject) -> tuple[str, bool]:
+    """The subject's locale, or a fallback (then ``True``): the country's language, else
+    English (the documented fallback; never the language of whichever regime sorts first)."""
     if subject.locale:
         try:
             return normalize_locale(subject.locale), False
         except InputError:
             pass
     country = (subject.country or "").upper()
-    return COUNTRY_LOCALES.get(country, REGIME_LOCALES.get(regime, DEFAULT_LOCALE)), True
+    return COUNTRY_LOCALES.get(country, DEFAULT_LOCALE), True
 
 
 def _record(
@@ -225,18 +247,28 @@ def produce_notices(
     policy: Policy | None = None,
     now: datetime | None = None,
     final: bool = False,
+    complement: str | None = None,
+    business: str | None = None,
 ) -> NotifyResult:
     """Authority notifications for every open authority deadline (a new phase when all were
-    already sent: Art. 33(4); for LGPD that update is the complementary information), the
+    already sent: Art. 33(4); for LGPD that update is the complementary information; an update
+    goes out only with something new: a fact changed since the regime's last notice, or
+    *complement*), the
     public notice where one replaces individual notices, every affected subject's notice, and
     California's sample copy to the Attorney General once residents were notified.
-    ``final``: only the APPI final report (Rules Art. 8(2)), which needs cause and prevention."""
+    ``final``: only the APPI final report (Rules Art. 8(2)), which needs cause and prevention.
+    ``business``: the name California's resident notice gives (1798.82(d)(2)(A))."""
     now = now or datetime.now(UTC)
     gdpr_locale = normalize_locale(authority_locale)
+    if complement is not None:
+        complement = checks.text_block(complement, "complement") or None
     wanted = (Obligation.AUTHORITY_FINAL.value,) if final else (AUTHORITY,)
-    open_authority = [d for d in incident.deadlines if d.obligation in wanted and d.met_at is None]
+    owed = [d for d in incident.deadlines if d.owed is not False]
+    open_authority = [d for d in owed if d.obligation in wanted and d.met_at is None]
     late = [d for d in open_authority if is_late_row(d, now)]
     _check_ready(incident, late, late_reasons)
+    if not final:
+        _check_california(incident, owed, business)
     if final:
         missing = [
             what
@@ -255,21 +287,29 @@ def produce_notices(
     zones = (policy or Policy()).zones
     out = NotifyResult(breach_id=incident.id)
     phase = incident.phase + 1
-    changes: dict[str, object] = {"phase": phase}
+    changes: dict[str, object] = {}
     if late_reasons:
         changes["late_reasons"] = late_reasons
         incident.late_reasons = late_reasons
-    targets = open_authority or [d for d in incident.deadlines if d.obligation == AUTHORITY]
+    targets = open_authority or [
+        d for d in owed if d.obligation == AUTHORITY and _has_news(incident, d.regime, complement)
+    ]
+    if targets:
+        changes["phase"] = phase
     base = output_url.rstrip("/") + f"/{incident.id}"
-    by_key = {(d.regime, d.obligation): d for d in incident.deadlines}
+    by_key = {(d.regime, d.obligation): d for d in owed}
     for d in targets:
         update = d.met_at is not None
         locale = gdpr_locale if d.regime == "gdpr" else AUTHORITY_LOCALES[d.regime]
-        notice = render_authority_notice(
-            _content(incident, d.regime, d if is_late_row(d, now) else None, phase, final=final),
-            locale=locale,
-            tz=d.tz,
+        content = _content(
+            incident,
+            d.regime,
+            d if is_late_row(d, now) else None,
+            phase,
+            final=final,
+            complement=complement,
         )
+        notice = render_authority_notice(content, locale=locale, tz=d.tz)
         url = f"{base}/authority/{d.regime}-{d.obligation}-phase{phase}.{notice.locale}.txt"
         _record(
             session,
@@ -281,18 +321,29 @@ def produce_notices(
             tz=d.tz,
             phase=phase,
             now=now,
-            detail={"obligation": d.obligation, "update": update},
+            detail={"obligation": d.obligation, "update": update, "complement": bool(complement)},
         )
         mark_deadline(session, d, "met", actor=actor, now=now)
-        complement = by_key.get((d.regime, Obligation.AUTHORITY_COMPLEMENT.value))
-        if update and complement is not None:  # LGPD: the update is the complement
-            mark_deadline(session, complement, "met", actor=actor, now=now)
+        owed_complement = by_key.get((d.regime, Obligation.AUTHORITY_COMPLEMENT.value))
+        # LGPD: an update with something new (_has_news) is the complementary information
+        if update and owed_complement is not None:
+            mark_deadline(session, owed_complement, "met", actor=actor, now=now)
         out.authority += 1
     if not final:
-        _public_notices(session, incident, out, base, gdpr_locale, actor, now)
-        _subject_notices(session, incident, out, base, zones, now)
+        _public_notices(session, incident, out, base, gdpr_locale, actor, now, business)
+        _subject_notices(session, incident, out, base, zones, now, business)
         _mark_subject_deadlines(session, incident, out, actor, now)
-        _attorney_general(session, incident, out, base, phase, actor, now)
+        _attorney_general(session, incident, out, base, phase, actor, now, business)
+        for d in owed:
+            if d.obligation == Obligation.AUTHORITY_COMPLEMENT.value and d.met_at is None:
+                out.waiting.append(f"{d.regime}/{d.obligation}")
+    if out.authority + out.subjects + out.public == 0:
+        raise InvalidTransitionError(
+            f"breach {incident.id}: nothing to send: no notification is open and no fact"
+            " changed since the last one; to send an update (GDPR Art. 33(4)) or the LGPD complementary"
+            " information, first record what changed (`smt breach update`) or give"
+            " --complement TEXT"
+        )
     session.flush()
     transition(
         session,
@@ -314,6 +365,59 @@ def produce_notices(
     return out
 
 
+def _has_news(incident: BreachIncident, regime: str, complement: str | None) -> bool:
+    """An authority update has something to say: *complement* text, or a fact changed (by
+    ``update`` or ``assess``) after the regime's last authority notice.  Stricter reading of
+    ANPD Res. 15/2024 and Art. 33(4): a copy of the first notice is no complementary
+    information and no new phase."""
+    if complement:
+        return True
+    sent = [
+        n.produced_at
+        for n in incident.notices
+        if n.audience == "authority" and n.regime == regime
+        and n.detail.get("obligation", AUTHORITY) == AUTHORITY
+    ]
+    changed = incident.facts_updated_at
+    return changed is not None and (not sent or changed > max(sent))
+
+
+def _check_california(
+    incident: BreachIncident, owed: list[BreachDeadline], business: str | None
+) -> None:
+    """What Cal. Civ. Code 1798.82(d)(2) asks of the resident notice (and the Attorney
+    General's sample), before any California notice is produced."""
+    due = [
+        d
+        for d in owed
+        if d.regime == "california"
+        and d.obligation in (Obligation.SUBJECTS.value, Obligation.ATTORNEY_GENERAL.value)
+        and d.met_at is None
+    ]
+    if not due:
+        return
+    missing = []
+    if not business:
+        missing.append("the name of the business (SMT_BREACH_BUSINESS_NAME; 1798.82(d)(2)(A))")
+    if "police_informed" in incident.measures and incident.law_enforcement_delay is None:
+        missing.append(
+            "whether a law enforcement investigation delayed the notice"
+            " (--law-enforcement-delay or --no-law-enforcement-delay; 1798.82(d)(2)(D))"
+        )
+    if (
+        "identity" in incident.categories
+        and not incident.third_party_source
+        and not incident.identity_services
+    ):
+        missing.append(
+            "the offer of identity theft prevention and mitigation services, 12 months at no"
+            " cost, and how to take it up (--identity-services TEXT, or --third-party-source"
+            " when the breach was at a third party; 1798.82(d)(2)(G))"
+        )
+    if missing:
+        raise IncompleteBreachError(incident.id, missing)
+
+
 def _public_notices(
     session: Session,
     incident: BreachIncident,
@@ -322,13 +426,21 @@ def _public_notices(
     locale: str,
     actor: str,
     now: datetime,
+    business: str | None,
 ) -> None:
     """GDPR Art. 34(3)(c): a public communication instead of individual notices."""
     for d in incident.deadlines:
-        if d.obligation != Obligation.PUBLIC_NOTICE.value or d.met_at is not None:
+        if (
+            d.obligation != Obligation.PUBLIC_NOTICE.value
+            or d.met_at is not None
+            or d.owed is False
+        ):
             continue
         notice = render_subject_notice(
-            _content(incident, d.regime, None, 1), locale=locale, tz=d.tz, issued_at=now
+            _content(incident, d.regime, None, 1, business=business),
+            locale=locale,
+            tz=d.tz,
+            issued_at=now,
         )
         url = f"{base}/public/{d.regime}.{notice.locale}.txt"
         _record(
@@ -353,8 +465,11 @@ def _subject_notices(
     base: str,
     zones: Any,
     now: datetime,
+    business: str | None,
 ) -> None:
-    owed_all = sorted(d.regime for d in incident.deadlines if d.obligation == "subjects")
+    owed_all = sorted(
+        d.regime for d in incident.deadlines if d.obligation == "subjects" and d.owed is not False
+    )
     done = {n.subject_id for n in incident.notices if n.audience == "subject"}
     for link in incident.subjects:
         subject = session.get(Subject, link.subject_id)
@@ -372,10 +487,10 @@ def _subject_notices(
         owed = [r for r in own if r in owed_all] if own else owed_all
         if not owed:
             continue  # the subject's own regime exempts this breach (e.g. encrypted data)
-        regime = owed[0]
-        locale, locale_fallback = subject_locale(subject, regime)
+        regime = "california" if not own and "california" in owed else owed[0]
+        locale, locale_fallback = subject_locale(subject)
         tz = subject.time_zone or zones[Regime(regime)]
-        content = _content(incident, regime, None, 1)
+        content = _content(incident, regime, None, 1, business=business)
         render = render_california_notice if regime == "california" else render_subject_notice
         notice = render(content, locale=locale, tz=tz, issued_at=now)
         flags = {"locale_fallback": locale_fallback, "jurisdiction_fallback": not own}
@@ -408,7 +523,7 @@ def _mark_subject_deadlines(
             sent[n.regime] = sent.get(n.regime, 0) + 1
     total = sum(sent.values())
     for d in incident.deadlines:
-        if d.obligation != "subjects" or d.met_at is not None:
+        if d.obligation != "subjects" or d.met_at is not None or d.owed is False:
             continue
         need = incident.affected_by_regime.get(d.regime)
         have = sent.get(d.regime, 0) if need is not None else total
@@ -428,17 +543,22 @@ def _attorney_general(
     phase: int,
     actor: str,
     now: datetime,
+    business: str | None,
 ) -> None:
     """Cal. Civ. Code 1798.82(f): a sample copy of the resident notice, once residents were
     notified (its 15 days run from then)."""
     for d in incident.deadlines:
-        if d.obligation != Obligation.ATTORNEY_GENERAL.value or d.met_at is not None:
+        if (
+            d.obligation != Obligation.ATTORNEY_GENERAL.value
+            or d.met_at is not None
+            or d.owed is False
+        ):
             continue
         if not any(n.audience == "subject" and n.regime == d.regime for n in incident.notices):
             out.waiting.append(f"{d.regime}/{d.obligation}")
             continue
         notice = render_california_notice(
-            _content(incident, d.regime, None, 1),
+            _content(incident, d.regime, None, 1, business=business),
             locale=AUTHORITY_LOCALES["california"],
             tz=d.tz,
             issued_at=now,

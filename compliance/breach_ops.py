@@ -69,13 +69,20 @@ def _fact_changes(
     prevention: str | None = None,
     small_agent: bool | None = None,
     occurred_at: datetime | None = None,
+    occurred_until: datetime | None = None,
+    occurred_estimated: bool | None = None,
+    law_enforcement_delay: bool | None = None,
+    third_party_source: bool | None = None,
+    identity_services: str | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """Validated fact changes (only those given): nothing is written when one is bad."""
     from compliance.breach_notices import CATEGORIES, MEASURES
 
+    now = now or datetime.now(UTC)
     out: dict[str, Any] = {}
     if nature is not None:
-        out["nature"] = nature.strip()
+        out["nature"] = checks.text_block(nature, "nature")
     if contact is not None:
         out["contact"] = checks.contact(contact)
     if categories is not None:
@@ -88,14 +95,36 @@ def _fact_changes(
         out["affected_records"] = checks.count(records, "records")
     if regions is not None:
         out["regions"] = checks.regions(regions)
-    for name, text in (("cause", cause), ("prevention", prevention)):
+    for name, text in (
+        ("cause", cause),
+        ("prevention", prevention),
+        ("identity_services", identity_services),
+    ):
         if text is not None:
-            out[name] = text.strip() or None
-    if small_agent is not None:
-        out["small_agent"] = small_agent
+            out[name] = checks.text_block(text, name.replace("_", " ")) or None
+    for name, flag in (
+        ("small_agent", small_agent),
+        ("occurred_estimated", occurred_estimated),
+        ("law_enforcement_delay", law_enforcement_delay),
+        ("third_party_source", third_party_source),
+    ):
+        if flag is not None:
+            out[name] = flag
     if occurred_at is not None:
-        out["occurred_at"] = occurred_at.astimezone(UTC)
+        out["occurred_at"] = checks.moment(occurred_at, "occurred_at", now=now)
+    if occurred_until is not None:
+        out["occurred_until"] = checks.moment(occurred_until, "occurred_until", now=now)
     return out
+
+
+def _occurrence(changes: dict[str, Any], incident: BreachIncident | None) -> None:
+    """1798.82(d)(2)(C): a date range needs its start, and ends after it."""
+    start = changes.get("occurred_at", incident.occurred_at if incident else None)
+    end = changes.get("occurred_until", incident.occurred_until if incident else None)
+    if end is not None and start is None:
+        raise InputError("occurred_until ends a date range: give its start too (--occurred-at)")
+    if start is not None and end is not None and end < start:
+        raise InputError("occurred_until is before occurred_at; a date range ends after it starts")
 
 
 def report_breach(
@@ -115,6 +144,11 @@ def report_breach(
     cause: str | None = None,
     prevention: str | None = None,
     small_agent: bool = False,
+    occurred_until: datetime | None = None,
+    occurred_estimated: bool = False,
+    law_enforcement_delay: bool | None = None,
+    third_party_source: bool = False,
+    identity_services: str | None = None,
     likelihood: int | None = None,
     severity: int | None = None,
     high_risk: bool | None = None,
@@ -153,11 +187,25 @@ def report_breach(
         cause=cause,
         prevention=prevention,
         small_agent=small_agent,
+        occurred_until=occurred_until,
+        occurred_estimated=occurred_estimated,
+        law_enforcement_delay=law_enforcement_delay,
+        third_party_source=third_party_source,
+        identity_services=identity_services,
+        now=now,
     )
+    _occurrence({**facts, "occurred_at": occurred_at}, None)
     count = facts["affected_subjects"]
     if count < len(ids):
         raise InputError(f"affected ({count}) is below the {len(ids)} subject ids given")
     risk = _risk_changes(likelihood, severity, high_risk)
+    if assessed_at is not None and not risk:
+        # An input is never dropped: without risk facts there is no assessment to date.
+        raise InputError(
+            "--assessed-at dates the risk assessment given with the report (--high-risk);"
+            " without one, record the assessment with `smt breach assess ID --likelihood N"
+            " --severity N --assessed-at ISO`"
+        )
     when = checks.assessed_at(assessed_at or now, aware_at=aware_at, now=now) if risk else None
     incident = BreachIncident(id=f"BR-{uuid.uuid4().hex[:12]}", phase=0, exemptions=[])
     incident.subjects = [BreachSubject(subject_id=s) for s in ids]
@@ -205,15 +253,19 @@ def update_breach(
 ) -> BreachIncident:
     """Add or correct facts (nature, contact, categories, measures, counts, cause, prevention,
     small agent, occurrence time); the deadlines follow."""
-    changes = _fact_changes(**facts)
+    now = now or datetime.now(UTC)
+    changes = _fact_changes(**facts, now=now)
     if not changes:
         raise InputError("nothing to update; give at least one fact (see `smt breach update -h`)")
     if "occurred_at" in changes and changes["occurred_at"] > incident.aware_at:
         raise InputError("occurred_at is after aware_at; a breach occurs before one learns of it")
+    _occurrence(changes, incident)
     linked = len(incident.subjects)
     if changes.get("affected_subjects", linked) < linked:
         raise InputError(f"affected is below the {linked} subjects linked to the incident")
-    return transition(session, incident, E.UPDATE, actor=actor, changes=changes, policy=policy, now=now)
+    return transition(
+        session, incident, E.UPDATE, actor=actor, changes=changes, policy=policy, now=now
+    )
 
 
 def close_breach(
@@ -228,8 +280,10 @@ def close_breach(
     """Close an incident.  Refused while a deadline is neither met nor late (e.g. the APPI final
     report) unless *unmet_ok* (then the open ones are named in the audit entry)."""
     reason = checks.one_line(reason, "reason")
-    unmet = sorted(
-        f"{d.regime}/{d.obligation}" for d in incident.deadlines if d.met_at is None
+    unmet = sorted(  # a missed deadline no longer owed does not block (it stays missed)
+        f"{d.regime}/{d.obligation}"
+        for d in incident.deadlines
+        if d.met_at is None and d.owed is not False
     )
     if unmet and not unmet_ok:
         raise InvalidTransitionError(

@@ -34,6 +34,9 @@ class BreachSettings(BaseSettings):
       report gives none: real contact details (an e-mail address, web address or telephone
       number), e.g. ``Data Protection Officer, dpo@example.org, +33 1 23 45 67 89``.  Unset:
       no default, and ``notify`` refuses until the incident has one.
+    - ``breach_business_name`` (``SMT_BREACH_BUSINESS_NAME``): the business's name, which
+      California's resident notice must give (Cal. Civ. Code 1798.82(d)(2)(A)) with the
+      contact point; ``notify`` refuses California notices without it.
     - ``breach_small_agent`` (``SMT_BREACH_SMALL_AGENT``): we are a small processing agent
       under LGPD (ANPD Res. 2/2022): new incidents get doubled LGPD deadlines.
     """
@@ -44,6 +47,7 @@ class BreachSettings(BaseSettings):
     breach_escalation_hours: float = 24.0
     breach_authority_locale: str = "en"
     breach_contact: str | None = None
+    breach_business_name: str | None = None
     breach_small_agent: bool = False
 
     @field_validator("breach_contact")
@@ -52,6 +56,16 @@ class BreachSettings(BaseSettings):
         try:
             return checks.contact(value) or None
         except InputError as err:  # pydantic reports ValueError as a validation error
+            raise ValueError(str(err)) from None
+
+    @field_validator("breach_business_name")
+    @classmethod
+    def _business(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            return checks.one_line(value, "business name", max_len=checks.MAX_CONTACT)
+        except InputError as err:
             raise ValueError(str(err)) from None
 
     @field_validator("breach_authority_locale")
@@ -92,6 +106,8 @@ def notify(
     authority_locale: str = "en",
     late_reasons: str | None = None,
     final: bool = False,
+    complement: str | None = None,
+    business: str | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     with transaction(factory) as s:
@@ -105,6 +121,8 @@ def notify(
             authority_locale=authority_locale,
             late_reasons=late_reasons,
             final=final,
+            complement=complement,
+            business=business,
         )
         return {**result.as_json(), "status": incident.status, "phase": incident.phase}
 

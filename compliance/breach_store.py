@@ -93,6 +93,11 @@ FACT_FIELDS = frozenset(
         "cause",
         "prevention",
         "small_agent",
+        "occurred_until",
+        "occurred_estimated",
+        "law_enforcement_delay",
+        "third_party_source",
+        "identity_services",
     }
 )
 ASSESS_FIELDS = frozenset(
@@ -139,6 +144,7 @@ def facts_of(incident: BreachIncident) -> BreachFacts:
         risk_removed=incident.risk_removed,
         disproportionate_effort=incident.disproportionate_effort,
         assessed_at=incident.assessed_at,
+        pdpa_notifiable_at=incident.pdpa_notifiable_at,
         unlawful_purpose=incident.unlawful_purpose,
         affected_by_regime={Regime(k): v for k, v in incident.affected_by_regime.items()},
         small_agent=bool(incident.small_agent),
@@ -147,9 +153,20 @@ def facts_of(incident: BreachIncident) -> BreachFacts:
     )
 
 
-def sync_deadlines(incident: BreachIncident, policy: Policy | None = None) -> None:
-    """Recompute the deadlines; keep met/missed marks; drop rows no longer owed unless met."""
-    plan = compute_deadlines(facts_of(incident), policy)
+def sync_deadlines(incident: BreachIncident, policy: Policy | None = None) -> list[str]:
+    """Recompute the deadlines, keeping met/missed marks.  A deadline once missed keeps its due
+    time and a met one's only moves earlier (a later assessment never reopens a missed
+    deadline nor turns a late one into met); one no longer owed is dropped only when it was neither met nor missed, else kept with
+    ``owed = False`` (it stays missed or late).  Returns those ``regime/obligation`` kept."""
+    facts = facts_of(incident)
+    plan = compute_deadlines(facts, policy)
+    for d in plan.deadlines:  # PDPA s. 26D(1): remember the first notifiable assessment
+        if (d.regime, d.obligation.value) == (Regime.PDPA, "authority") and d.due_at is not None:
+            at = incident.assessed_at
+            if at is not None and (
+                incident.pdpa_notifiable_at is None or at < incident.pdpa_notifiable_at
+            ):
+                incident.pdpa_notifiable_at = at
     rows = {(d.regime, d.obligation): d for d in incident.deadlines}
     wanted = set()
     for d in plan.deadlines:
@@ -159,16 +176,31 @@ def sync_deadlines(incident: BreachIncident, policy: Policy | None = None) -> No
         if row is None:
             row = BreachDeadline(regime=key[0], obligation=key[1])
             incident.deadlines.append(row)
-        row.due_at, row.statutory, row.basis, row.tz = d.due_at, d.statutory, d.basis, d.tz
-        if row.missed_at is not None and row.due_at is not None and row.due_at > row.missed_at:
-            row.missed_at = None  # the deadline moved (e.g. PDPA decision) and is open again
+        row.owed = True
+        row.statutory, row.basis, row.tz = d.statutory, d.basis, d.tz
+        if row.missed_at is not None:
+            pass  # once missed, its due time stays: it is never reopened, only done late
+        elif row.met_at is not None and row.due_at is not None:
+            # done: its due time may only move earlier (e.g. California's Attorney General
+            # clock now counted from the residents' notice), never later (late stays late)
+            if d.due_at is not None and d.due_at < row.due_at:
+                row.due_at = d.due_at
+        else:
+            row.due_at = d.due_at
+    kept = []
     for key, row in rows.items():
-        if key not in wanted and row.met_at is None:
+        if key in wanted:
+            continue
+        if row.met_at is None and row.missed_at is None:
             incident.deadlines.remove(row)
+        else:
+            row.owed = False
+            kept.append("/".join(key))
     incident.exemptions = [
         {"regime": x.regime.value, "obligation": x.obligation.value, "reason": x.reason.value}
         for x in plan.exemptions
     ]
+    return kept
 
 
 def transition(
@@ -200,15 +232,19 @@ def transition(
     refused = sorted(set(changes) - ALLOWED_CHANGES[event])
     if refused:
         raise InvalidTransitionError(f"{event.value} cannot change {refused}")
+    differs = [n for n, v in changes.items() if getattr(incident, n) != v]
     for name, value in changes.items():
         setattr(incident, name, value)
     incident.status = target.value
     incident.updated_at = now
+    if event in (E.UPDATE, E.ASSESS) and differs:
+        incident.facts_updated_at = now  # an authority update has something new to say
     if event is E.REPORT:
         incident.created_at = now
         session.add(incident)
+    not_owed: list[str] = []
     if event in RECOMPUTES:
-        sync_deadlines(incident, policy)
+        not_owed = sync_deadlines(incident, policy)
     try:
         session.flush()
     except StaleDataError as exc:
@@ -232,6 +268,7 @@ def transition(
             "regimes": sorted(incident.regimes),
             "deadlines": len(incident.deadlines),
             **({"reason": reason} if reason else {}),
+            **({"kept_not_owed": not_owed} if not_owed else {}),
             **(details or {}),
         },
         actor=actor,
@@ -311,6 +348,7 @@ def open_deadlines(session: Session) -> list[BreachDeadline]:
                 BreachIncident.status != B.CLOSED.value,
                 BreachDeadline.met_at.is_(None),
                 BreachDeadline.missed_at.is_(None),
+                BreachDeadline.owed.is_not(False),
             )
             .order_by(BreachDeadline.due_at, BreachDeadline.id)
         ).scalars()
@@ -337,6 +375,7 @@ def describe(incident: BreachIncident) -> dict[str, Any]:
                 "statutory": d.statutory,
                 "basis": d.basis,
                 "state": deadline_state(d),
+                "owed": d.owed is not False,
             }
             for d in incident.deadlines
         ],

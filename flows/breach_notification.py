@@ -1,9 +1,12 @@
-"""Breach notification: one Prefect flow.
+"""Breach notification: one Prefect flow, for an incident already in the compliance store.
 
-Register an incident (or take an existing one), record its risk assessment, compute the
-deadlines per regime, then produce the authority notification(s) and every affected subject's
-notice in the subject's own locale, written to the notice store and recorded.  ``dry_run``
-stops after the deadlines: nothing is sent or written beyond the incident record.
+Takes only the breach id (registered with ``smt breach report``): the affected subjects are
+read from the store's ``breach_subjects`` inside the tasks, so no subject id reaches Prefect's
+flow or task parameters, results, logs or artifacts (Prefect keeps those in its own database,
+which an erasure never reaches).  Records the risk assessment when given, then produces the
+authority notification(s) and every affected subject's notice in the subject's own locale,
+written to the notice store and recorded.  ``dry_run`` stops after the deadlines: nothing is
+sent or written.
 """
 
 from __future__ import annotations
@@ -17,26 +20,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from compliance.breach_service import BreachSettings
 from compliance.settings import ComplianceSettings
 from tasks import breach_tasks as t
-
-
-class BreachFactsParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    aware_at: AwareDatetime
-    nature: str = ""
-    contact: str | None = Field(None, description="default SMT_BREACH_CONTACT")
-    regimes: list[str] = Field(default_factory=list)
-    subject_ids: list[str] = Field(default_factory=list)
-    affected: int | None = None
-    records: int = 0
-    regions: list[str] = Field(default_factory=list)
-    categories: list[str] = Field(default_factory=list)
-    measures: list[str] = Field(default_factory=list)
-    occurred_at: AwareDatetime | None = None
-    encrypted: bool = False
-    cause: str | None = None
-    prevention: str | None = None
-    small_agent: bool | None = Field(None, description="default SMT_BREACH_SMALL_AGENT")
 
 
 class RiskParams(BaseModel):
@@ -53,12 +36,16 @@ class RiskParams(BaseModel):
 
 
 class BreachNotificationParams(BaseModel):
+    """Incident facts and subjects are not parameters: they are in the store already."""
+
     model_config = ConfigDict(extra="forbid")
 
-    breach_id: str | None = Field(None, description="an existing incident; else `incident`")
-    incident: BreachFactsParams | None = None
+    breach_id: str = Field(
+        min_length=1, max_length=32, description="the id `smt breach report` printed"
+    )
     risk: RiskParams | None = None
     late_reasons: str | None = None
+    complement: str | None = Field(None, description="complementary information for an update")
     final: bool = Field(False, description="produce the APPI final report only")
     authority_locale: str | None = Field(None, description="default SMT_BREACH_AUTHORITY_LOCALE")
     output_url: str | None = Field(None, description="default SMT_BREACH_NOTICE_URL")
@@ -74,18 +61,7 @@ def breach_notification(params: BreachNotificationParams) -> dict[str, Any]:
     settings = BreachSettings()
     url = params.database_url or ComplianceSettings().database_url
     now: datetime | None = params.now
-    if params.breach_id is None:
-        if params.incident is None:
-            raise ValueError("give breach_id (an existing incident) or incident (a new one)")
-        facts = params.incident.model_dump()
-        if facts["contact"] is None:
-            facts["contact"] = settings.breach_contact
-        if facts["small_agent"] is None:
-            facts["small_agent"] = settings.breach_small_agent
-        described = t.report(url, params.actor, facts, now)
-        breach_id = described["id"]
-    else:
-        breach_id = params.breach_id
+    breach_id = params.breach_id
     if params.risk is not None:
         described = t.assess(url, breach_id, params.actor, params.risk.model_dump(), now)
     else:
@@ -104,6 +80,8 @@ def breach_notification(params: BreachNotificationParams) -> dict[str, Any]:
         params.late_reasons,
         now,
         params.final,
+        params.complement,
+        settings.breach_business_name,
     )
     log.info(
         "breach %s: %d authority and %d subject notice(s) written",

@@ -4,20 +4,25 @@
                       [--regions R ...] [--subject S ...] [--high-risk] [--encrypted]
                       [--nature TEXT] [--contact TEXT] [--category C ...] [--measure M ...]
                       [--cause TEXT] [--prevention TEXT] [--small-agent] [--assessed-at ISO]
+                      [--occurred-at ISO [--occurred-until ISO] [--occurred-estimated]]
+                      [--law-enforcement-delay | --no-law-enforcement-delay]
+                      [--identity-services TEXT] [--third-party-source]
     smt breach update ID [--nature ...] [--contact ...] [--category C ...] [--measure M ...]
                       [--affected N] [--records N] [--cause ...] [--prevention ...]
-                      [--small-agent | --no-small-agent] [--occurred-at ISO]
+                      [--small-agent | --no-small-agent] [--occurred-at ISO] ... (as report)
     smt breach assess ID --likelihood 1-4 --severity 1-4 [--assessed-at ISO] [--high-risk]
                       [--encrypted] [--risk-removed] [--disproportionate-effort]
                       [--unlawful-purpose]
     smt breach notify ID [--output URL] [--authority-locale L] [--late-reasons TEXT] [--final]
+                      [--complement TEXT]
     smt breach close ID --reason TEXT [--unmet-ok]
     smt breach status ID
     smt breach list [--status reported|assessed|notified|closed]
 
 Every option is checked before anything is stored: a bad value (unknown locale, region,
-status or code; a count beyond 2^31-1; an awareness time in the future; a blank or multi-line
-id) gives one line on stderr, exit status 2 (a bad option) or 1 (a refused operation), and
+status or code; a count beyond 2^31-1; a time in the future or more than 20 years back; a
+blank or multi-line id; free text over 4,000 characters or with control characters other
+than line breaks) gives one line on stderr, exit status 2 (a bad option) or 1 (a refused operation), and
 stores nothing.  ``--contact`` defaults to ``SMT_BREACH_CONTACT``; notices are refused until
 nature, categories, approximate numbers, measures and a real contact point are known.
 
@@ -25,7 +30,9 @@ nature, categories, approximate numbers, measures and a real contact point are k
 ``{"id", "status", "deadlines": [{"regime", "obligation", "due_at", "state", ...}], ...}``
 (``due_at`` in the authority's zone, ISO 8601 with offset; ``state`` open, met, late or
 missed), or ``{"error": "..."}`` on failure.  Without it, a translated summary (``--locale``).
-``flows/cli.py`` calls :func:`register`; ``python -m flows.cli_breach`` runs these commands
+``--assessed-at`` on report dates the risk given with it (``--high-risk``) and is refused
+without one.  ``notify`` needs ``SMT_BREACH_BUSINESS_NAME`` for California notices (1798.82
+(d)(2)(A)).  ``flows/cli.py`` calls :func:`register`; ``python -m flows.cli_breach`` runs these commands
 alone.  These commands call the same functions as the ``breach-notification`` flow.
 """
 
@@ -84,8 +91,7 @@ def _aware_value(text: str) -> datetime:
     value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     if value.tzinfo is None:
         raise ValueError("give an offset, e.g. 2026-10-23T10:00:00+02:00")
-    if value > datetime.now(UTC):
-        raise ValueError(f"{text!r} is in the future; give when it happened")
+    checks.moment(value, "the time", now=datetime.now(UTC))  # not future, not years back
     return value
 
 
@@ -100,6 +106,7 @@ _count = _checked(_count_value)
 _locale = _checked(normalize_locale)
 _id = _checked(lambda text: checks.identifier(text, "id"))
 _text = _checked(lambda text: checks.one_line(text, "value"))
+_block = _checked(lambda text: checks.text_block(text, "the text"))
 _region = _checked(lambda text: checks.regions([text])[0])
 _regime = _checked(lambda text: parse_regime(text).value)
 def _status_value(text: str) -> str:
@@ -146,13 +153,45 @@ def _fact_options(p: argparse.ArgumentParser, *, defaults: bool) -> None:
     p.add_argument(
         "--records", type=_count, default=0 if defaults else None, help="approximate records"
     )
-    p.add_argument("--nature", help="what happened (stated in every notice)")
+    p.add_argument(
+        "--nature", type=_block, help="what happened (in every notice; up to 4,000 characters)"
+    )
     p.add_argument("--contact", help="contact point with real details (default SMT_BREACH_CONTACT)")
     p.add_argument("--category", action="append", default=empty, choices=sorted(CATEGORIES))
     p.add_argument("--measure", action="append", default=empty, choices=sorted(MEASURES))
-    p.add_argument("--cause", help="cause of the breach (APPI Rules Art. 8)")
-    p.add_argument("--prevention", help="measures to prevent recurrence (APPI Rules Art. 8)")
+    p.add_argument("--cause", type=_block, help="cause of the breach (APPI Rules Art. 8)")
+    p.add_argument(
+        "--prevention", type=_block, help="measures to prevent recurrence (APPI Rules Art. 8)"
+    )
     p.add_argument("--occurred-at", type=_aware, help="when the breach occurred (ISO, offset)")
+    p.add_argument(
+        "--occurred-until", type=_aware, help="end of the date range it occurred in (1798.82)"
+    )
+    p.add_argument(
+        "--occurred-estimated",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="--occurred-at is an estimated date (Cal. Civ. Code 1798.82(d)(2)(C))",
+    )
+    p.add_argument(
+        "--law-enforcement-delay",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="notification was (or was not) delayed by a law enforcement investigation;"
+        " required for California notices once police were informed (1798.82(d)(2)(D))",
+    )
+    p.add_argument(
+        "--third-party-source",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the breach happened at a third party, not at us (1798.82(d)(2)(G))",
+    )
+    p.add_argument(
+        "--identity-services",
+        type=_block,
+        help="the offer of identity theft prevention and mitigation services (12 months, no"
+        " cost) and how to take it up; California, identity data exposed (1798.82(d)(2)(G))",
+    )
     p.add_argument(
         "--small-agent",
         action=argparse.BooleanOptionalAction,
@@ -196,6 +235,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--authority-locale", type=_locale, help="GDPR authority's language")
     p.add_argument("--late-reasons", type=_text, help="required once an authority deadline passed")
     p.add_argument("--final", action="store_true", help="the APPI final report (Rules Art. 8(2))")
+    p.add_argument(
+        "--complement",
+        type=_block,
+        help="complementary information for an update (LGPD complement, GDPR Art. 33(4))",
+    )
     p = _leaf(sub, "close", "close an incident (audited, with a reason)", _close)
     p.add_argument("id", type=_id)
     p.add_argument("--reason", type=_text, required=True)
@@ -226,6 +270,11 @@ def _facts(a: argparse.Namespace) -> dict[str, Any]:
         "prevention": a.prevention,
         "small_agent": a.small_agent,
         "occurred_at": a.occurred_at,
+        "occurred_until": a.occurred_until,
+        "occurred_estimated": a.occurred_estimated,
+        "law_enforcement_delay": a.law_enforcement_delay,
+        "third_party_source": a.third_party_source,
+        "identity_services": a.identity_services,
     }
 
 
@@ -236,6 +285,8 @@ def _report(a: argparse.Namespace) -> dict[str, Any]:
     facts["contact"] = a.contact if a.contact is not None else settings.breach_contact
     if a.small_agent is None:
         facts["small_agent"] = settings.breach_small_agent
+    facts["occurred_estimated"] = bool(a.occurred_estimated)
+    facts["third_party_source"] = bool(a.third_party_source)
     return breach_service.report(
         _store(),
         actor=_actor(),
@@ -281,6 +332,8 @@ def _notify(a: argparse.Namespace) -> dict[str, Any]:
         authority_locale=a.authority_locale or settings.breach_authority_locale,
         late_reasons=a.late_reasons,
         final=a.final,
+        complement=a.complement,
+        business=settings.breach_business_name,
     )
 
 

@@ -1,6 +1,8 @@
 """Prefect tasks of the breach flows: thin wrappers over ``compliance.breach_service``.
 
-Tasks take the database URL, never sessions.  No result persistence and no cache (incidents
+Tasks take the database URL and a breach id, never sessions nor subject ids (Prefect keeps
+task and flow parameters in its own database, which an erasure never reaches; incidents are
+registered with ``smt breach report``, their subjects stay in the store's ``breach_subjects``).  No result persistence and no cache (incidents
 link to subjects); only writing notices (``OSError``) retries, with explicit delays.
 """
 
@@ -17,13 +19,6 @@ from tasks.compliance_tasks import store  # one store per URL
 from tasks.retry import retry_on_io
 
 _PRIVATE = {"persist_result": False, "cache_policy": NO_CACHE}
-
-
-@task(name="breach-report", **_PRIVATE)
-def report(
-    database_url: str, actor: str, facts: dict[str, Any], now: datetime | None = None
-) -> dict[str, Any]:
-    return breach_service.report(store(database_url), actor=actor, now=now, **facts)
 
 
 @task(name="breach-assess", **_PRIVATE)
@@ -49,6 +44,8 @@ def notify(
     late_reasons: str | None,
     now: datetime | None = None,
     final: bool = False,
+    complement: str | None = None,
+    business: str | None = None,
 ) -> dict[str, Any]:
     return breach_service.notify(
         store(database_url),
@@ -58,6 +55,8 @@ def notify(
         authority_locale=authority_locale,
         late_reasons=late_reasons,
         final=final,
+        complement=complement,
+        business=business,
         now=now,
     )
 

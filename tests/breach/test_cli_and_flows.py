@@ -105,6 +105,14 @@ BAD_INPUTS = {  # issue 14 item 13: each refused with one line, nothing stored
     "region": (["--regions", "mars"], 2, "unknown region"),
     "regime": (["--regime", "hipaa"], 2, "unknown regime"),
     "placeholder contact": (["--contact", "the data protection officer"], 1, "real contact"),
+    # review items 5 and 6: an input never dropped, no traceback, bounded text
+    "assessed without risk": (["--assessed-at", "2026-10-24T10:00:00+02:00"], 1, "smt breach assess"),
+    "year 1": (["--aware-at", "0001-01-01T00:00:00+01:00"], 2, "out of range"),
+    "year 1900": (["--aware-at", "1900-01-01T00:00:00+00:00"], 2, "years ago"),
+    "old occurrence": (["--occurred-at", "1999-01-01T00:00:00+00:00"], 2, "years ago"),
+    "long nature": (["--nature", "x" * 4001], 2, "at most 4,000"),
+    "control in nature": (["--nature", "a\x1b[2Jb"], 2, "control character"),
+    "range without start": (["--occurred-until", "2026-10-22T10:00:00+02:00"], 1, "its start"),
 }
 
 
@@ -136,32 +144,37 @@ def harness():
 
 
 def test_flow_end_to_end_with_escalation_and_late_marking(harness, factory, db_url, tmp_path):
-    from prefect.client.orchestration import get_client  # noqa: F401
+    from prefect.client.orchestration import get_client
 
+    from compliance.breach_ops import report_breach
+    from compliance.db import transaction
     from flows.breach_deadline_check import DeadlineCheckParams, breach_deadline_check
     from flows.breach_notification import (
-        BreachFactsParams,
         BreachNotificationParams,
         RiskParams,
         breach_notification,
     )
 
-    incident = BreachFactsParams(
-        aware_at=AWARE,
-        nature="Support database exposed",
-        contact="dpo@example.org",
-        subject_ids=["s-fr", "s-de", "s-es", "s-jp", "s-sg"],
-        records=70,
-        categories=["contact"],
-        measures=["access_revoked"],
-    )
+    subject_ids = ["s-fr", "s-de", "s-es", "s-jp", "s-sg"]
+    with transaction(factory) as s:  # as `smt breach report` does: subjects stay in the store
+        bid = report_breach(
+            s,
+            aware_at=AWARE,
+            nature="Support database exposed",
+            contact="dpo@example.org",
+            subject_ids=subject_ids,
+            records=70,
+            categories=["contact"],
+            measures=["access_revoked"],
+            now=AWARE + timedelta(minutes=30),
+        ).id
     # dry run: incident and deadlines recorded, nothing written
     first = breach_notification(
         BreachNotificationParams(
-            incident=incident, dry_run=True, database_url=db_url, now=AWARE + timedelta(hours=1)
+            breach_id=bid, dry_run=True, database_url=db_url, now=AWARE + timedelta(hours=1)
         )
     )
-    bid = first["id"]
+    assert first["id"] == bid
     assert first["notified"] is None and not (tmp_path / "out").exists()
     # 6 h before the GDPR deadline, window 12 h: alert raised, nothing missed
     check = breach_deadline_check(
@@ -178,7 +191,7 @@ def test_flow_end_to_end_with_escalation_and_late_marking(harness, factory, db_u
     assert any(a["kind"] == "missed" and a["regime"] == "gdpr" for a in late["alerts"])
     assert BREACH_MISSED.labels(regime="gdpr", obligation="authority")._value.get() == before + 1
     # assess + notify late with reasons: notices in the subjects' own locales
-    done = breach_notification(
+    state = breach_notification(
         BreachNotificationParams(
             breach_id=bid,
             risk=RiskParams(likelihood=3, severity=4),
@@ -186,8 +199,30 @@ def test_flow_end_to_end_with_escalation_and_late_marking(harness, factory, db_u
             output_url=str(tmp_path / "out"),
             database_url=db_url,
             now=AWARE + timedelta(hours=74),
-        )
+        ),
+        return_state=True,
     )
+    done = state.result()
+    # review item 7: no subject id in Prefect's database (flow parameters, task inputs, logs)
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+
+    run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(run_id)
+        tasks = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+        )
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+    stored = json.dumps(run.parameters, default=str) + json.dumps(
+        [t.model_dump(mode="json") for t in tasks] + [lg.message for lg in logs], default=str
+    )
+    assert bid in stored and tasks and logs
+    assert not any(sid in stored for sid in subject_ids)
     assert done["notified"]["by_locale"] == {"de": 1, "es": 1, "fr": 1, "ja": 1, "zh": 1}
     texts = {
         p.name.split(".")[1]: p.read_text("utf-8")

@@ -148,7 +148,7 @@ def test_california_residents_get_the_1798_82_notice_then_the_attorney_general_a
             ("attorney_general", True),
         }
         now = AWARE + timedelta(days=2)
-        res = produce_notices(s, inc, output_url=str(tmp_path), now=now)
+        res = produce_notices(s, inc, output_url=str(tmp_path), now=now, business="Example Inc.")
         resident = next(n for n in inc.notices if n.audience == "subject")
         lines = Path(resident.url).read_text("utf-8").splitlines()
         assert lines[0] == "Notice of Data Breach" and "What Information Was Involved" in lines
@@ -206,7 +206,13 @@ def test_each_authority_gets_its_own_language_and_lgpd_update_is_the_complement(
         pt = next(n for n in inc.notices if n.regime == "lgpd")
         assert "Comunicação à autoridade de controle" in Path(pt.url).read_text("utf-8")
         assert _state(inc, "lgpd", "authority_complement")["state"] == "open"
-        produce_notices(s, inc, output_url=str(tmp_path), now=AWARE + timedelta(days=5))
+        produce_notices(
+            s,
+            inc,
+            output_url=str(tmp_path),
+            now=AWARE + timedelta(days=5),
+            complement="The attacker's access began on 20 October.",
+        )
         assert _state(inc, "lgpd", "authority_complement")["state"] == "met"
 
 

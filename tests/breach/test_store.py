@@ -123,12 +123,16 @@ def test_notices_late_reasons_idempotence_and_escalation(factory, tmp_path: Path
         inc = s.get(BreachIncident, bid)
         with pytest.raises(InvalidTransitionError, match="late-reasons"):
             produce_notices(s, inc, output_url=str(out), now=late)
-        res = produce_notices(s, inc, output_url=str(out), late_reasons="forensics", now=late)
+        res = produce_notices(
+            s, inc, output_url=str(out), late_reasons="forensics", now=late, business="Example"
+        )
         assert res.by_locale == {"fr": 1, "de": 1, "es": 1, "ja": 1, "zh": 1, "en": 1}
         assert inc.status == BreachStatus.NOTIFIED and inc.phase == 1
     with transaction(factory) as s:  # phase 2 (Art. 33(4)); subject notices not repeated
         inc = s.get(BreachIncident, bid)
-        again = produce_notices(s, inc, output_url=str(out), now=late + timedelta(days=1))
+        again = produce_notices(
+            s, inc, output_url=str(out), now=late + timedelta(days=1), complement="scope confirmed"
+        )
         assert (again.subjects, again.skipped, inc.phase) == (0, 6, 2)
         notices = s.scalars(select(BreachNotice).where(BreachNotice.audience == "subject")).all()
         fr = next(n for n in notices if n.locale == "fr")

@@ -194,7 +194,12 @@ def test_rectification_changes_only_allowed_fields(factory, world):
     with factory() as s:
         bob = s.get(Subject, "bob")
         assert (bob.locale, bob.time_zone) == ("fr", "Europe/Paris")
-    bad = _submit(factory, "bob", "rectification", payload={"changes": {"audit_salt": "00"}})
+    with pytest.raises(ComplianceError, match="cannot rectify"):  # refused at submission
+        _submit(factory, "bob", "rectification", payload={"changes": {"audit_salt": "00"}})
+    # a payload stored otherwise (an older version, a hand edit) is refused again at execution
+    bad = _submit(factory, "bob", "rectification", payload={"changes": {"locale": "de"}})
+    with transaction(factory) as s:
+        requests.get_request(s, bad).payload = {"changes": {"audit_salt": "00"}}
     with pytest.raises(ComplianceError, match="cannot rectify"):
         service.execute(factory, bad, export_dir=world["exports"], worker="w1")
     with factory() as s:
