@@ -1,5 +1,7 @@
-"""The information an access export owes the subject besides the data (GDPR Art. 15(1)(a)-(h),
-15(2)), in the subject's language.
+"""The information an access export owes the subject besides the data, in the subject's
+language, under the law the request was made under: GDPR Art. 15(1)(a)-(h) and 15(2); for a CCPA
+request to know Civ. Code 1798.110/1798.115 and 11 CCR 7024 (categories, sources, purposes,
+recipients, no sale or sharing, the consumer's rights); for a PDPA access request s. 21.
 
 The texts describe this platform's processing (its record of processing activities, Art. 30):
 one purpose (secure inference), the categories it holds, who receives what (the model owner and
@@ -18,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from compliance import retention
 from compliance.i18n import DEFAULT_LOCALE, N_, translator
-from compliance.models import DataSubjectRequest, InferenceRun, Subject
+from compliance.models import DataSubjectRequest, InferenceRun, Regime, Subject
 from compliance.runs import INPUTS, QUARANTINE, REGION_REGIME, RESULTS
 from mpc.errors import InputError
 
@@ -51,13 +53,38 @@ AUTOMATED = N_(
     "No decision with legal or similarly significant effects is taken about you solely by"
     " automated means on this platform (Article 22)."
 )
-RIGHTS = (
-    N_("You may ask us to rectify inaccurate data (Article 16)."),
-    N_("You may ask us to erase your data (Article 17)."),
-    N_("You may ask us to restrict its processing (Article 18)."),
-    N_("You may object to its processing (Article 21)."),
-    N_("You may lodge a complaint with a supervisory authority (Article 77)."),
-)
+RIGHTS = {
+    Regime.GDPR: (
+        N_("You may ask us to rectify inaccurate data (Article 16)."),
+        N_("You may ask us to erase your data (Article 17)."),
+        N_("You may ask us to restrict its processing (Article 18)."),
+        N_("You may object to its processing (Article 21)."),
+        N_("You may lodge a complaint with a supervisory authority (Article 77)."),
+    ),
+    # Cal. Civ. Code 1798.100-1798.125 and 11 CCR 7024: a response to a request to know
+    Regime.CCPA: (
+        N_("You may ask us to delete your personal information (Civil Code 1798.105)."),
+        N_("You may ask us to correct inaccurate personal information (Civil Code 1798.106)."),
+        N_(
+            "You may opt out of the sale or sharing of your personal information"
+            " (Civil Code 1798.120)."
+        ),
+        N_("You may limit the use of your sensitive personal information (Civil Code 1798.121)."),
+        N_("We will not discriminate against you for exercising these rights (Civil Code 1798.125)."),
+    ),
+    # Singapore PDPA: access s. 21, correction s. 22, withdrawal of consent s. 16
+    Regime.PDPA: (
+        N_("You may ask us to correct your personal data (section 22)."),
+        N_("You may withdraw your consent at any time (section 16)."),
+        N_("You may complain to the Personal Data Protection Commission."),
+    ),
+}
+BASIS = {
+    Regime.GDPR: "GDPR Art. 15(1)(a)-(h), 15(2)",
+    Regime.CCPA: "Cal. Civ. Code 1798.100, 1798.110, 1798.115; 11 CCR 7024",
+    Regime.PDPA: "PDPA s. 21(1)",
+}
+NO_SALE = N_("We do not sell or share your personal information.")
 RETENTION_LINES = {
     INPUTS: N_("Copies of the submitted texts: %(days)s days from the run."),
     RESULTS: N_("Results: %(days)s days from the run."),
@@ -66,11 +93,22 @@ RETENTION_LINES = {
 }
 WORK_FILES = N_("Working copies made during a run are deleted when the run ends.")
 NO_TRANSFER = N_("Your data was processed only in the region of its residency.")
-TRANSFER = N_(
-    "Run %(run)s processed your data in region %(region)s, outside its residency region"
-    " %(home)s; the transfer is protected by the EU Standard Contractual Clauses"
-    " (Article 46(2)(c))."
-)
+TRANSFER = {
+    Regime.GDPR: N_(
+        "Run %(run)s processed your data in region %(region)s, outside its residency region"
+        " %(home)s; the transfer is protected by the EU Standard Contractual Clauses"
+        " (Article 46(2)(c))."
+    ),
+    Regime.PDPA: N_(
+        "Run %(run)s processed your data in region %(region)s, outside its residency region"
+        " %(home)s; the recipient is bound to a standard of protection comparable to the PDPA"
+        " (section 26)."
+    ),
+    Regime.CCPA: N_(
+        "Run %(run)s processed your data in region %(region)s, outside its residency region"
+        " %(home)s."
+    ),
+}
 
 
 def information(
@@ -86,15 +124,18 @@ def information(
     # retention follows the region the data is processed in (as ``compliance.retention`` does)
     home = REGION_REGIME.get(subject.region or "")
     regime = home.value if home is not None else request.regime
+    law = Regime(request.regime)  # the law the request was made under decides the contents
     transfers = [
-        _(TRANSFER) % {"run": run.run_id, "region": run.region, "home": subject.region}
+        _(TRANSFER[law]) % {"run": run.run_id, "region": run.region, "home": subject.region}
         for run in runs
         if subject.region and run.region not in (subject.region, "any")
     ]
+    extra = {"sale_or_sharing": _(NO_SALE)} if law is Regime.CCPA else {}
     return {
         "locale": t.locale,
         "fallback_locale": fallback,
-        "basis": "GDPR Art. 15(1)(a)-(h), 15(2)",
+        "basis": BASIS[law],
+        **extra,
         "purposes": [_(p) for p in PURPOSES],
         "categories": [_(c) for c in CATEGORIES],
         "recipients": [_(r) for r in RECIPIENTS],
@@ -103,7 +144,7 @@ def information(
             for cat, text in RETENTION_LINES.items()
         ]
         + [_(WORK_FILES)],
-        "rights": [_(r) for r in RIGHTS],
+        "rights": [_(r) for r in RIGHTS[law]],
         "source": _(SOURCE),
         "automated_decisions": _(AUTOMATED),
         "transfers": transfers or [_(NO_TRANSFER)],
@@ -114,10 +155,11 @@ def as_text(info: dict[str, Any]) -> str:
     """The same information as a plain-text document (``information.txt`` in the export)."""
     t = translator(info["locale"])
     _ = t.gettext
+    sale = [info["sale_or_sharing"]] if "sale_or_sharing" in info else []
     sections = [
         (_("Purposes of the processing"), info["purposes"]),
         (_("Categories of personal data"), info["categories"]),
-        (_("Recipients"), info["recipients"]),
+        (_("Recipients"), info["recipients"] + sale),
         (_("How long we keep your data"), info["retention"]),
         (_("Your rights"), info["rights"]),
         (_("Source of the data"), [info["source"]]),

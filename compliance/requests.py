@@ -59,6 +59,10 @@ TRANSITIONS: dict[tuple[RequestStatus | None, Event], RequestStatus] = {
     (None, Event.SUBMIT): S.RECEIVED,
     (S.RECEIVED, Event.ACKNOWLEDGE): S.RECEIVED,
     (S.IN_PROGRESS, Event.ACKNOWLEDGE): S.IN_PROGRESS,
+    # a confirmation sent in time but recorded only after the answer (--at, not after closing)
+    (S.FAILED, Event.ACKNOWLEDGE): S.FAILED,
+    (S.COMPLETED, Event.ACKNOWLEDGE): S.COMPLETED,
+    (S.REJECTED, Event.ACKNOWLEDGE): S.REJECTED,
     (S.RECEIVED, Event.EXTEND): S.RECEIVED,
     (S.IN_PROGRESS, Event.EXTEND): S.IN_PROGRESS,
     (S.FAILED, Event.EXTEND): S.FAILED,
@@ -96,12 +100,15 @@ def _apply(
                 " confirmation, and only once"
             )
         sent = at or now
-        if sent > now or sent < request.received_at:
+        latest = request.closed_at or now
+        if sent > latest or sent < request.received_at:
             raise InvalidTransitionError(
                 f"the confirmation's time {sent.isoformat()} must lie between the request's"
-                f" receipt ({request.received_at.isoformat()}) and now"
+                f" receipt ({request.received_at.isoformat()}) and"
+                f" {'its closing' if request.closed_at else 'now'}"
             )
-        request.acknowledged_at = confirm.met_at = sent
+        request.acknowledged_at = sent
+        confirm.met_at = min(confirm.met_at or sent, sent)
     elif event is Event.EXTEND:
         respond = _deadline(request, deadlines.RESPOND)
         if request.extended_at is not None or respond is None:

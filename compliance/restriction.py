@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from compliance import audit
 from compliance.errors import ComplianceError
 from compliance.i18n import DEFAULT_LOCALE, translator
-from compliance.models import DataSubjectRequest, Regime, RequestType, Subject
+from compliance.models import DataSubjectRequest, Regime, RequestStatus, RequestType, Subject
 from mpc.errors import InputError
 
 INTERIM_TYPES = frozenset({RequestType.RECTIFICATION, RequestType.OBJECTION})
@@ -167,6 +167,17 @@ def release(
     return produced
 
 
+def _pending_interim(session: Session, ground_: str) -> bool:
+    kind, _, rid = ground_.partition(":")
+    request = session.get(DataSubjectRequest, rid) if kind == "request" else None
+    return (
+        request is not None
+        and needs_interim(request)
+        and request.status in (RequestStatus.RECEIVED, RequestStatus.IN_PROGRESS,
+                               RequestStatus.FAILED)
+    )
+
+
 def lift(
     session: Session,
     subject: Subject,
@@ -176,15 +187,25 @@ def lift(
     now: datetime,
     grounds: list[str] | None = None,
 ) -> dict[str, Any]:
-    """A controller's decision to lift (all grounds, or the ones given)."""
+    """A controller's decision to lift (all grounds but those of pending rectifications and
+    objections, or the ones given)."""
     if not subject.restricted:
         raise ComplianceError("the subject's processing is not restricted; nothing to lift")
     current = list(subject.restriction_grounds or [])
-    ended = current if grounds is None else grounds
+    pending = [g for g in current if _pending_interim(session, g)]
+    ended = [g for g in current if g not in pending] if grounds is None else grounds
     unknown = sorted(set(ended) - set(current))
     if unknown:
         raise ComplianceError(
             f"not a ground of this restriction: {unknown}; its grounds are {current}"
+        )
+    held = sorted(set(ended) & set(pending))
+    if held or (current and not ended):
+        # Art. 18(1)(a),(d): the interim restriction lasts while the accuracy is verified or
+        # the objection weighed; it ends with that request, not by a separate decision
+        raise ComplianceError(
+            f"{held or pending} belong(s) to a rectification or objection still pending; the"
+            " restriction ends when that request is completed, rejected or cancelled"
         )
     if not current:  # restricted by an older store without grounds: lift it whole
         ended = []

@@ -220,10 +220,23 @@ def test_cli_lifts_a_restriction_with_a_notice(env):
     code, bad = smt("dsr", "lift-restriction", "--subject", "s-9", "--reason", "x",
                     "--ground", "request:nope")
     assert code == 1 and "not a ground" in bad["error"]
+    # the objection is still pending: its interim restriction ends with it, not by decision
+    for extra in ([], ["--ground", f"request:{objection['id']}"]):
+        code, held = smt("dsr", "lift-restriction", "--subject", "s-9", "--reason", "x", *extra)
+        assert code == 1 and "still pending" in held["error"]
+    code, _ = smt("dsr", "submit", "--type", "restriction", "--subject", "s-9", "--regime",
+                  "gdpr")
+    engine = make_engine(env["url"])  # as `dsr run` leaves it: the restriction request's ground
+    with engine.begin() as conn:
+        rid = conn.execute(text("select id from dsr_requests where type='restriction'")).scalar()
+        conn.execute(text("update dsr_requests set status='cancelled' where type='objection'"))
+        conn.execute(text("update subjects set restriction_grounds=:g where id='s-9'"),
+                     {"g": json.dumps([f"request:{objection['id']}", f"request:{rid}"])})
+    engine.dispose()
     code, lifted = smt("dsr", "lift-restriction", "--subject", "s-9", "--reason",
-                       "the objection was weighed")
+                       "the period you asked for ended")
     assert code == 0 and lifted["lifted"] is True
-    assert "the objection was weighed" in lifted["notice"]["text"]
+    assert "the period you asked for ended" in lifted["notice"]["text"]
     code, shown = smt("consent", "show", "--subject", "s-9")
     assert shown["restricted"] is False and shown["restriction_grounds"] == []
 

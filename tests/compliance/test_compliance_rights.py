@@ -296,6 +296,24 @@ def test_a_late_acknowledgement_is_recorded_as_late(factory):
                             at=received - timedelta(hours=1))
 
 
+def test_a_confirmation_sent_in_time_can_be_recorded_after_the_answer(factory):
+    received = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    rid = _ccpa(factory, received)
+    answered = received + timedelta(days=20)
+    with transaction(factory) as s:
+        request = requests.get_request(s, rid)
+        requests.transition(s, request, "start", actor="w", now=answered)
+        requests.transition(s, request, "complete", actor="w", now=answered)
+    assert _states(factory, rid, answered)["confirm_receipt"] == "missed"
+    with transaction(factory) as s, pytest.raises(Exception, match="its closing"):
+        requests.transition(s, requests.get_request(s, rid), "acknowledge", actor="w",
+                            now=answered, at=answered + timedelta(hours=1))
+    with transaction(factory) as s:  # it was sent on day 3; recorded now
+        requests.transition(s, requests.get_request(s, rid), "acknowledge", actor="w",
+                            now=answered + timedelta(days=1), at=received + timedelta(days=3))
+    assert _states(factory, rid, answered)["confirm_receipt"] == "met"
+
+
 # --- GDPR: the controller's time zone, the subject's holidays ---------------------------------
 
 
@@ -408,3 +426,19 @@ def test_submit_refuses_bad_input_and_stores_nothing(factory, kwargs, match):
     with factory() as s:
         assert s.execute(select(DataSubjectRequest)).first() is None
         assert s.execute(select(Subject)).first() is None
+
+
+@pytest.mark.parametrize("regime,rtype,basis,right,absent", [
+    ("ccpa", "know", "Cal. Civ. Code 1798.100", "Civil Code 1798.105", "Article 77"),
+    ("pdpa", "access", "PDPA s. 21(1)", "section 22", "Article 77"),
+    ("gdpr", "access", "GDPR Art. 15", "Article 77", "Civil Code"),
+])
+def test_the_information_follows_the_law_of_the_request(factory, tmp_path, regime, rtype, basis,
+                                                         right, absent):
+    result = _run(factory, tmp_path, _submit(factory, "kim", rtype, regime=regime))
+    with zipfile.ZipFile(result["export"]) as zf:
+        info = json.loads(zf.read("export.json"))["information"]
+    assert info["basis"].startswith(basis)
+    assert any(right in r for r in info["rights"])
+    assert not any(absent in r for r in info["rights"])
+    assert ("sale_or_sharing" in info) is (regime == "ccpa")
