@@ -3,7 +3,8 @@ and what an incident must hold before a notice may be produced.
 
 Every check raises :class:`mpc.errors.InputError` (a bad value) with a one-line message that
 says what to give instead; :func:`missing_for_notice` lists what a notice would lack
-(GDPR Art. 33(3), 34(2); APPI Rules Art. 8) and :class:`IncompleteBreachError` carries that
+(GDPR Art. 33(3), 34(2); APPI Rules Art. 8, 10; :data:`NOTICE_RULES`) and
+:class:`IncompleteBreachError` carries that
 list when ``notify`` refuses.
 """
 
@@ -35,14 +36,34 @@ _URL = re.compile(r"https?://\S+\.\S+")
 _PHONE = re.compile(r"\+?\d[\d ()./-]{5,}\d")
 
 
-class IncompleteBreachError(ComplianceError):
-    """A notice would lack required contents; ``missing`` names them."""
+# Where each regime lists what its notices must contain: a refusal cites the incident's own
+# regimes, never GDPR for an APPI or California incident.  PDPA: Personal Data Protection
+# (Notification of Data Breaches) Regulations 2021, reg. 5 (to the PDPC) and 6 (to
+# individuals); APPI: Rules Art. 8(1) (report) and Art. 10 (the person); California: Civ.
+# Code 1798.82(d); LGPD: Art. 48 §1.
+NOTICE_RULES: dict[str, str] = {
+    "gdpr": "GDPR Art. 33(3), 34(2)",
+    "pdpa": "PDPA s. 26D; PDP (Notification of Data Breaches) Regulations 2021, reg. 5-6",
+    "california": "Cal. Civ. Code 1798.82(d)",
+    "appi": "APPI Rules Art. 8(1), 10",
+    "lgpd": "LGPD Art. 48 §1",
+}
 
-    def __init__(self, breach_id: str, missing: list[str]) -> None:
+
+def notice_rules(regimes: Iterable[str]) -> str:
+    """The content rules of *regimes*, e.g. ``APPI Rules Art. 8(1), 10; Cal. Civ. Code ...``."""
+    return "; ".join(NOTICE_RULES[r] for r in sorted(set(regimes)) if r in NOTICE_RULES)
+
+
+class IncompleteBreachError(ComplianceError):
+    """A notice would lack required contents; ``missing`` names them, ``basis`` the rule that
+    asks for them (the incident's regimes)."""
+
+    def __init__(self, breach_id: str, missing: list[str], *, basis: str) -> None:
         self.missing = missing
         super().__init__(
             f"breach {breach_id}: refusing to produce notices without {', '.join(missing)};"
-            " add them with `smt breach update` (GDPR Art. 33(3), 34(2))"
+            f" add them with `smt breach update` ({basis})"
         )
 
 

@@ -144,6 +144,8 @@ class BreachFacts:
     assessed_at: datetime | None = None  # PDPA: when we decided whether it is notifiable
     # PDPA s. 26D(1): when we first assessed it notifiable (kept across re-assessments)
     pdpa_notifiable_at: datetime | None = None
+    # PDPA s. 26D(2): when we first assessed significant harm (kept across re-assessments)
+    pdpa_harm_at: datetime | None = None
     unlawful_purpose: bool = False  # APPI: final report within 60 days instead of 30
     affected_by_regime: Mapping[Regime, int] = field(default_factory=dict)
     small_agent: bool = False  # LGPD: agente de tratamento de pequeno porte (doubled deadlines)
@@ -152,7 +154,7 @@ class BreachFacts:
     subjects_notified_at: Mapping[Regime, datetime] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("aware_at", "assessed_at", "pdpa_notifiable_at"):
+        for name in ("aware_at", "assessed_at", "pdpa_notifiable_at", "pdpa_harm_at"):
             value = getattr(self, name)
             if value is not None and value.utcoffset() is None:
                 raise InputError(f"{name} must carry a time zone (e.g. 2026-10-23T10:00+02:00)")
@@ -278,8 +280,22 @@ def compute_deadlines(facts: BreachFacts, policy: Policy | None = None) -> Deadl
                 exempt(r, Obligation.SUBJECTS, ExemptionReason.NOT_HIGH_RISK)
             elif why := subject_exemption(r):
                 exempt(r, Obligation.SUBJECTS, why)
-            else:  # on or after notifying the PDPC
-                add(r, Obligation.SUBJECTS, due, False, "PDPA s. 26D(2)")
+            else:
+                # s. 26D(2): the individuals are told "on or after" notifying the PDPC, when the
+                # breach results in significant harm.  Significant harm may be found only by a
+                # later assessment (the breach was notifiable for its scale first): the duty to
+                # tell them arises then, so their 3 days run from the assessment that FIRST
+                # found significant harm, and never end before the PDPC's.  Stricter reading
+                # (the Act sets no separate number of days for individuals): the same 3
+                # calendar days.  Sure: medium (PDPC guide, s. 26D(1)-(2) wording).
+                harm = facts.pdpa_harm_at or facts.assessed_at
+                if facts.pdpa_harm_at and facts.assessed_at:
+                    harm = min(facts.pdpa_harm_at, facts.assessed_at)
+                subjects_due = due
+                if harm is not None:
+                    harm_due = _end_of_day(_local_date(harm, tz) + timedelta(days=3), tz)
+                    subjects_due = harm_due if due is None else max(due, harm_due)
+                add(r, Obligation.SUBJECTS, subjects_due, False, "PDPA s. 26D(2)")
         elif r is Regime.CALIFORNIA:
             # Cal. Civ. Code 1798.82 as amended by SB 446 (Stats. 2025, in force 2026-01-01):
             # residents "in the most expedient time possible and without unreasonable delay",

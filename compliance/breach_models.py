@@ -1,7 +1,7 @@
 """SQL tables of breach incidents, on the compliance store's declarative ``Base``.
 
-Created by the Alembic migrations ``0002_breaches``, ``0004_breach_facts`` and
-``0005_breach_review``.  Personal data held here: the pseudonymous
+Created by the Alembic migrations ``0002_breaches``, ``0004_breach_facts``,
+``0005_breach_review`` and ``0006_breach_round2``.  Personal data held here: the pseudonymous
 ids of affected subjects (``breach_subjects``, deleted with the subject) and the subject each
 notice was produced for.  Incidents themselves hold facts and counts only.
 """
@@ -52,6 +52,11 @@ class BreachIncident(Base):
     # PDPA s. 26D(1): when we FIRST assessed the breach notifiable; the 3 days run from it and a
     # later re-assessment never restarts them (0005)
     pdpa_notifiable_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # PDPA s. 26D(2): when we FIRST assessed significant harm; the subjects' clock runs from it
+    # (they are told on or after the PDPC, so never before the authority's due time) (0006)
+    pdpa_harm_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # APPI Rules Art. 8(1)(v): secondary damage or its risk, stated in subject notices (0006)
+    secondary_damage: Mapped[str | None] = mapped_column(Text)
     # last time an update or assessment changed a fact: what an authority update adds (0005)
     facts_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Cal. Civ. Code 1798.82(d)(2)(C): the date, estimated date or date range (0005)

@@ -51,6 +51,24 @@ CREDIT_AGENCIES: tuple[str, ...] = (
 # 1798.82(d)(2)(G): the offer runs "not less than 12 months", at no cost.
 IDENTITY_SERVICE_MONTHS = 12
 
+# The legal bases notices cite, written each language's way through the catalogs (pt_BR "art.
+# 48 da LGPD", ja "LGPD第48条"); the codes stay as they are in the JSON and audit entries.
+CITATIONS: dict[str, str] = {
+    "GDPR Art. 33": N_("GDPR Art. 33"),
+    "PDPA s. 26D": N_("PDPA s. 26D"),
+    "Cal. Civ. Code 1798.82": N_("Cal. Civ. Code 1798.82"),
+    "APPI Art. 26": N_("APPI Art. 26"),
+    "APPI Rules Art. 8(2)": N_("APPI Rules Art. 8(2)"),
+    "LGPD Art. 48": N_("LGPD Art. 48"),
+    "ANPD Res. 15/2024": N_("ANPD Res. 15/2024"),
+}
+
+
+def cite(t: Translator, basis: str) -> str:
+    """*basis* as the reader's language cites it (unknown bases unchanged)."""
+    return t.gettext(CITATIONS[basis]) if basis in CITATIONS else basis
+
+
 RISK_LABELS: dict[RiskLevel, str] = {
     RiskLevel.LOW: N_("low"),
     RiskLevel.MEDIUM: N_("medium"),
@@ -97,6 +115,10 @@ class NoticeContent:
     law_enforcement_delay: bool | None = None  # (D)
     third_party_source: bool = False  # (G) not owed when we were not the source
     identity_services: str | None = None  # (G) the offer and how to take it up
+    secondary_damage: str | None = None  # APPI Rules Art. 8(1)(v): secondary damage or risk
+    # APPI Rules Art. 10: the notice to the person (本人) carries Art. 8(1) items i, ii, iv, v
+    # and ix: overview, data items, cause, secondary damage, other matters for reference
+    appi_subject: bool = False
 
     def __post_init__(self) -> None:
         unknown = [c for c in self.categories if c not in CATEGORIES]
@@ -137,7 +159,7 @@ def render_authority_notice(c: NoticeContent, *, locale: str, tz: str) -> Render
         else _("Notification to the supervisory authority under %(basis)s")
     )
     lines = [
-        heading % {"basis": c.basis},
+        heading % {"basis": cite(t, c.basis)},
         _("Reference: %(reference)s") % {"reference": c.reference},
     ]
     lines.extend(_phase_lines(t, c))
@@ -176,6 +198,10 @@ def render_authority_notice(c: NoticeContent, *, locale: str, tz: str) -> Render
     lines.extend(_sentences(t, c.measures, MEASURES))
     if c.cause:
         lines.append(_("Cause of the breach: %(cause)s") % {"cause": c.cause})
+    if c.secondary_damage:
+        lines.append(
+            _("Secondary damage or risk of it: %(damage)s") % {"damage": c.secondary_damage}
+        )
     if c.prevention:
         lines.append(
             _("Measures to prevent recurrence: %(prevention)s") % {"prevention": c.prevention}
@@ -225,9 +251,27 @@ def _phase_lines(t: Translator, c: NoticeContent) -> list[str]:
                 "This notice gives complementary information (update %(phase)s) to the"
                 " initial communication, under %(basis)s."
             )
-            % {**phase, "basis": "ANPD Res. 15/2024"}
+            % {**phase, "basis": cite(t, "ANPD Res. 15/2024")}
         ]
     return [_("This is update %(phase)s of this notification.") % phase]
+
+
+def _appi_subject_lines(t: Translator, c: NoticeContent) -> list[str]:
+    """APPI Rules Art. 10 -> Art. 8(1)(iv), (v): the cause (said to be still under
+    investigation while unknown at the preliminary stage) and any secondary damage."""
+    if not c.appi_subject:
+        return []
+    _ = t.gettext
+    lines = [
+        _("Cause of the breach: %(cause)s") % {"cause": c.cause}
+        if c.cause
+        else _("The cause of the breach is still being investigated; we will tell you once it is known.")
+    ]
+    if c.secondary_damage:
+        lines.append(
+            _("Secondary damage or risk of it: %(damage)s") % {"damage": c.secondary_damage}
+        )
+    return lines
 
 
 def render_subject_notice(
@@ -242,6 +286,7 @@ def render_subject_notice(
         )
         % {"date": t.date(c.aware_at), "time": t.time(c.aware_at)},
         _("What happened: %(nature)s") % {"nature": c.nature},  # GDPR Art. 34(2)
+        *_appi_subject_lines(t, c),
         t.ngettext(
             "In total, about %(num)s person is affected.",
             "In total, about %(num)s people are affected.",
@@ -303,6 +348,7 @@ def render_california_notice(
     else:
         happened.append(_("The date of the breach is not yet known."))
     happened.append(_("We discovered the breach on %(date)s.") % {"date": t.date(c.aware_at)})
+    happened.extend(_appi_subject_lines(t, c))  # a fallback notice standing in for APPI's
     # (D): stated either way (police not informed: no investigation could delay it)
     happened.append(
         _("This notification was delayed as a result of a law enforcement investigation.")

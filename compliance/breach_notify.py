@@ -14,20 +14,30 @@ setting); each subject the subject's locale, else the language of the subject's 
 else English, flagged ``locale_fallback`` in the notice record (never a regime's language: a
 subject whose country we do not know gets English, not Japanese because ``appi`` sorts first).
 A subject with no stored country still gets a notice, under the incident's first regime that
-owes one (alphabetical; the notice text is the same for every regime but California, whose
-notice is used when California owes one), flagged ``jurisdiction_fallback``.  A subjects deadline is met only when every affected subject it
-covers got a notice (the linked subjects reach the approximate number affected).
+owes one.  Such a subject is owed a notice under EVERY regime of the incident that owes
+subjects notices (stricter reading: we cannot rule any of them out): one notice is produced
+(California's format when California owes one, else the common text, which then also carries
+what APPI Rules Art. 10 asks), flagged ``jurisdiction_fallback``, and counts for each of those
+regimes (``detail["covers"]``).
+
+A subjects deadline is met only when every affected subject it covers was notified: the
+subjects linked (``report --subject``, ``update --subject``) got their notices, and those plus
+the notices recorded as sent by other means (``notify --notified-otherwise N --channel TEXT``:
+a letter campaign, a call centre; recorded as such, audited, no file) reach the approximate
+number affected.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 from sqlalchemy.orm import Session
 
 from compliance import audit
@@ -50,14 +60,17 @@ from compliance.breach_notices import (
     render_subject_notice,
 )
 from compliance.breach_store import (
+    SUBJECTS_OTHER,
     TRANSITIONS,
     BreachEvent,
     BreachStatus,
+    covered_regimes,
     mark_deadline,
     missing_of,
     transition,
 )
 from compliance.errors import InvalidTransitionError
+from compliance.files import write_bytes_atomic
 from compliance.i18n import DEFAULT_LOCALE, normalize_locale
 from compliance.models import Subject
 from mpc.errors import InputError
@@ -100,6 +113,7 @@ class NotifyResult:
     public: int = 0
     skipped: int = 0
     fallbacks: int = 0  # subject notices sent in a fallback language or regime (flagged)
+    otherwise: int = 0  # subjects recorded as notified by other means
     by_locale: dict[str, int] = field(default_factory=dict)
     pending: dict[str, int] = field(default_factory=dict)  # regime -> subjects not yet reached
     waiting: list[str] = field(default_factory=list)  # deadlines that could not be met yet
@@ -112,6 +126,7 @@ class NotifyResult:
             "public_notices": self.public,
             "already_done": self.skipped,
             "fallback_notices": self.fallbacks,
+            "notified_otherwise": self.otherwise,
             "by_locale": dict(sorted(self.by_locale.items())),
             "subjects_pending": dict(sorted(self.pending.items())),
             "waiting": self.waiting,
@@ -127,6 +142,7 @@ def _content(
     final: bool = False,
     complement: str | None = None,
     business: str | None = None,
+    covers: tuple[str, ...] = (),
 ) -> NoticeContent:
     late = deadline is not None and incident.late_reasons is not None
     return NoticeContent(
@@ -156,13 +172,34 @@ def _content(
         law_enforcement_delay=incident.law_enforcement_delay,
         third_party_source=bool(incident.third_party_source),
         identity_services=incident.identity_services,
+        secondary_damage=incident.secondary_damage,
+        # APPI Rules Art. 10: a notice standing in for APPI's states the cause
+        appi_subject="appi" in covers,
     )
 
 
+def _private_dirs(path: str) -> None:
+    """Create the missing folders of *path* 0700 (``os.makedirs`` gives its mode to the last
+    one only): notices hold facts about subjects, like exports."""
+    missing = []
+    while path and not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for folder in reversed(missing):
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+
+
 def _write(url: str, text: str) -> str:
-    with fsspec.open(url, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    return hashlib.sha256(text.encode()).hexdigest()
+    """Write a notice whole (0600 when local, folders 0700, as exports); its SHA-256."""
+    data = text.encode()
+    fs, path = fsspec.core.url_to_fs(url)
+    if isinstance(fs, LocalFileSystem):
+        _private_dirs(os.path.dirname(path))
+    write_bytes_atomic(url, data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def _pseudonym(breach_id: str, subject_id: str) -> str:
@@ -227,7 +264,9 @@ def _check_ready(
         )
     missing = missing_of(incident)
     if missing:
-        raise IncompleteBreachError(incident.id, missing)
+        raise IncompleteBreachError(
+            incident.id, missing, basis=checks.notice_rules(incident.regimes)
+        )
     if late and not (late_reasons or incident.late_reasons):
         names = ", ".join(f"{d.regime}/{d.obligation}" for d in late)
         raise InvalidTransitionError(
@@ -249,6 +288,9 @@ def produce_notices(
     final: bool = False,
     complement: str | None = None,
     business: str | None = None,
+    notified_otherwise: int | None = None,
+    channel: str | None = None,
+    otherwise_regimes: list[str] | None = None,
 ) -> NotifyResult:
     """Authority notifications for every open authority deadline (a new phase when all were
     already sent: Art. 33(4); for LGPD that update is the complementary information; an update
@@ -257,7 +299,9 @@ def produce_notices(
     public notice where one replaces individual notices, every affected subject's notice, and
     California's sample copy to the Attorney General once residents were notified.
     ``final``: only the APPI final report (Rules Art. 8(2)), which needs cause and prevention.
-    ``business``: the name California's resident notice gives (1798.82(d)(2)(A))."""
+    ``business``: the name California's resident notice gives (1798.82(d)(2)(A)).
+    ``notified_otherwise``: that many subjects were notified by other means (*channel*), for
+    *otherwise_regimes* (default: every regime whose subjects deadline is open)."""
     now = now or datetime.now(UTC)
     gdpr_locale = normalize_locale(authority_locale)
     if complement is not None:
@@ -269,6 +313,7 @@ def produce_notices(
     _check_ready(incident, late, late_reasons)
     if not final:
         _check_california(incident, owed, business)
+    other = _otherwise(incident, notified_otherwise, channel, otherwise_regimes, final)
     if final:
         missing = [
             what
@@ -279,7 +324,7 @@ def produce_notices(
             if not value
         ]
         if missing:
-            raise IncompleteBreachError(incident.id, missing)
+            raise IncompleteBreachError(incident.id, missing, basis="APPI Rules Art. 8(1)-(2)")
         if not open_authority:
             raise InvalidTransitionError(
                 f"breach {incident.id}: no APPI final report is owed or open"
@@ -298,6 +343,8 @@ def produce_notices(
         changes["phase"] = phase
     base = output_url.rstrip("/") + f"/{incident.id}"
     by_key = {(d.regime, d.obligation): d for d in owed}
+    if other is not None:
+        _record_otherwise(incident, out, other, now)
     for d in targets:
         update = d.met_at is not None
         locale = gdpr_locale if d.regime == "gdpr" else AUTHORITY_LOCALES[d.regime]
@@ -337,7 +384,9 @@ def produce_notices(
         for d in owed:
             if d.obligation == Obligation.AUTHORITY_COMPLEMENT.value and d.met_at is None:
                 out.waiting.append(f"{d.regime}/{d.obligation}")
-    if out.authority + out.subjects + out.public == 0:
+    if out.authority:  # the Attorney General's sample is an authority notice too
+        changes["phase"] = phase
+    if out.authority + out.subjects + out.public + out.otherwise == 0:
         raise InvalidTransitionError(
             f"breach {incident.id}: nothing to send: no notification is open and no fact"
             " changed since the last one; to send an update (GDPR Art. 33(4)) or the LGPD complementary"
@@ -357,6 +406,11 @@ def produce_notices(
             "public_notices": out.public,
             "fallback_notices": out.fallbacks,
             "by_locale": out.by_locale,
+            **(
+                {"notified_otherwise": out.otherwise, "channel": other[1], "covers": other[2]}
+                if other is not None
+                else {}
+            ),
             "final": final,
         },
         policy=policy,
@@ -415,7 +469,7 @@ def _check_california(
             " when the breach was at a third party; 1798.82(d)(2)(G))"
         )
     if missing:
-        raise IncompleteBreachError(incident.id, missing)
+        raise IncompleteBreachError(incident.id, missing, basis="Cal. Civ. Code 1798.82(d)(2)")
 
 
 def _public_notices(
@@ -488,12 +542,15 @@ def _subject_notices(
         if not owed:
             continue  # the subject's own regime exempts this breach (e.g. encrypted data)
         regime = "california" if not own and "california" in owed else owed[0]
+        covers = tuple(owed) if not own else (regime,)
         locale, locale_fallback = subject_locale(subject)
         tz = subject.time_zone or zones[Regime(regime)]
-        content = _content(incident, regime, None, 1, business=business)
+        content = _content(incident, regime, None, 1, business=business, covers=covers)
         render = render_california_notice if regime == "california" else render_subject_notice
         notice = render(content, locale=locale, tz=tz, issued_at=now)
-        flags = {"locale_fallback": locale_fallback, "jurisdiction_fallback": not own}
+        flags: dict[str, Any] = {"locale_fallback": locale_fallback, "jurisdiction_fallback": not own}
+        if not own:  # counts for every regime it stands in for
+            flags["covers"] = list(covers)
         _record(
             session,
             incident,
@@ -512,27 +569,112 @@ def _subject_notices(
         out.by_locale[locale] = out.by_locale.get(locale, 0) + 1
 
 
+def _subject_counts(incident: BreachIncident) -> tuple[dict[str, int], int]:
+    """Subjects notified per regime (a fallback notice and a record of notices sent by other
+    means count for every regime they cover) and in all (each notice or record once)."""
+    sent: dict[str, int] = {}
+    total = 0
+    for n in incident.notices:
+        if n.audience not in ("subject", SUBJECTS_OTHER):
+            continue
+        num = int(n.detail.get("count", 1)) if n.audience == SUBJECTS_OTHER else 1
+        total += num
+        for r in covered_regimes(n):
+            sent[r] = sent.get(r, 0) + num
+    return sent, total
+
+
+def _remaining(incident: BreachIncident, regime: str) -> int:
+    """Subjects the regime's deadline still waits for (0: every one was notified)."""
+    sent, total = _subject_counts(incident)
+    need = incident.affected_by_regime.get(regime)
+    have = sent.get(regime, 0) if need is not None else total
+    need = incident.affected_subjects if need is None else need
+    if sent.get(regime, 0) == 0:
+        return max(need - have, 1)
+    return max(need - have, 0)
+
+
 def _mark_subject_deadlines(
     session: Session, incident: BreachIncident, out: NotifyResult, actor: str, now: datetime
 ) -> None:
     """Met only when every notice the deadline covers exists: each linked subject assigned to
-    the regime got one, and the linked subjects reach the approximate number affected."""
-    sent: dict[str, int] = {}
-    for n in incident.notices:
-        if n.audience == "subject":
-            sent[n.regime] = sent.get(n.regime, 0) + 1
-    total = sum(sent.values())
+    the regime got one, and those notified (linked or by other means) reach the approximate
+    number affected."""
     for d in incident.deadlines:
         if d.obligation != "subjects" or d.met_at is not None or d.owed is False:
             continue
-        need = incident.affected_by_regime.get(d.regime)
-        have = sent.get(d.regime, 0) if need is not None else total
-        need = incident.affected_subjects if need is None else need
-        if have >= need and sent.get(d.regime, 0) > 0:
+        left = _remaining(incident, d.regime)
+        if left == 0:
             mark_deadline(session, d, "met", actor=actor, now=now)
         else:
-            out.pending[d.regime] = max(need - have, 1)
+            out.pending[d.regime] = left
             out.waiting.append(f"{d.regime}/subjects")
+
+
+def _otherwise(
+    incident: BreachIncident,
+    count: int | None,
+    channel: str | None,
+    regimes: list[str] | None,
+    final: bool,
+) -> tuple[int, str, list[str]] | None:
+    """Check a record of subjects notified by other means: (count, channel, regimes)."""
+    if count is None and channel is None and not regimes:
+        return None
+    if final:
+        raise InputError("--notified-otherwise records subject notices; not with --final")
+    if count is None or channel is None:
+        raise InputError(
+            "give both --notified-otherwise N and --channel TEXT (how they were notified)"
+        )
+    count = checks.count(count, "notified-otherwise") or 0
+    if count < 1:
+        raise InputError("--notified-otherwise must be 1 or more")
+    channel = checks.one_line(channel, "channel", max_len=checks.MAX_CONTACT)
+    open_ = sorted(
+        d.regime
+        for d in incident.deadlines
+        if d.obligation == "subjects" and d.met_at is None and d.owed is not False
+    )
+    wanted = sorted(set(regimes)) if regimes else open_
+    closed = [r for r in wanted if r not in open_]
+    if not wanted or closed:
+        raise InvalidTransitionError(
+            f"breach {incident.id}: no open subjects deadline for {', '.join(closed) or 'any'}"
+            f" regime (open: {', '.join(open_) or 'none'}); nothing to record"
+        )
+    # Stricter reading: never count more subjects than are still owed a notice, so a record
+    # cannot make a deadline met that the approximate numbers do not support.
+    left = min(_remaining(incident, r) for r in wanted)
+    if count > left:
+        raise InputError(
+            f"--notified-otherwise {count} is more than the {left} subjects still owed a"
+            " notice; correct the number, or --affected with `smt breach update`"
+        )
+    return count, channel, wanted
+
+
+def _record_otherwise(
+    incident: BreachIncident, out: NotifyResult, other: tuple[int, str, list[str]], now: datetime
+) -> None:
+    count, channel, regimes = other
+    incident.notices.append(
+        BreachNotice(
+            breach_id=incident.id,
+            audience=SUBJECTS_OTHER,
+            regime=regimes[0],
+            subject_id=None,
+            phase=1,
+            locale="",
+            tz="UTC",
+            url="",  # sent by other means: no file here
+            sha256=hashlib.sha256(channel.encode()).hexdigest(),
+            produced_at=now,
+            detail={"count": count, "channel": channel, "covers": regimes},
+        )
+    )
+    out.otherwise += count
 
 
 def _attorney_general(
@@ -554,7 +696,10 @@ def _attorney_general(
             or d.owed is False
         ):
             continue
-        if not any(n.audience == "subject" and n.regime == d.regime for n in incident.notices):
+        if not any(
+            n.audience in ("subject", SUBJECTS_OTHER) and d.regime in covered_regimes(n)
+            for n in incident.notices
+        ):
             out.waiting.append(f"{d.regime}/{d.obligation}")
             continue
         notice = render_california_notice(

@@ -74,6 +74,7 @@ def _fact_changes(
     law_enforcement_delay: bool | None = None,
     third_party_source: bool | None = None,
     identity_services: str | None = None,
+    secondary_damage: str | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Validated fact changes (only those given): nothing is written when one is bad."""
@@ -99,6 +100,7 @@ def _fact_changes(
         ("cause", cause),
         ("prevention", prevention),
         ("identity_services", identity_services),
+        ("secondary_damage", secondary_damage),
     ):
         if text is not None:
             out[name] = checks.text_block(text, name.replace("_", " ")) or None
@@ -127,6 +129,20 @@ def _occurrence(changes: dict[str, Any], incident: BreachIncident | None) -> Non
         raise InputError("occurred_until is before occurred_at; a date range ends after it starts")
 
 
+def _subjects(session: Session, subject_ids: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Checked subject ids (sorted, unique) and their jurisdictions (``FR``, ``US-CA``)."""
+    ids = sorted({checks.identifier(s, "subject id") for s in subject_ids})
+    subjects = [session.get(Subject, s) for s in ids]
+    if any(s is None for s in subjects):
+        raise NotFoundError("an affected subject id is not in the compliance store; add it first")
+    jurisdictions = [
+        f"{s.country}-{s.subdivision}" if s.subdivision else s.country
+        for s in subjects
+        if s is not None and s.country
+    ]
+    return ids, jurisdictions
+
+
 def report_breach(
     session: Session,
     *,
@@ -149,6 +165,7 @@ def report_breach(
     law_enforcement_delay: bool | None = None,
     third_party_source: bool = False,
     identity_services: str | None = None,
+    secondary_damage: str | None = None,
     likelihood: int | None = None,
     severity: int | None = None,
     high_risk: bool | None = None,
@@ -164,15 +181,7 @@ def report_breach(
     to the session, so a refused report stores nothing."""
     now = now or datetime.now(UTC)
     checks.times(aware_at=aware_at, now=now, occurred_at=occurred_at)
-    ids = sorted({checks.identifier(s, "subject id") for s in subject_ids})
-    subjects = [session.get(Subject, s) for s in ids]
-    if any(s is None for s in subjects):
-        raise NotFoundError("an affected subject id is not in the compliance store; add it first")
-    jurisdictions = [
-        f"{s.country}-{s.subdivision}" if s.subdivision else s.country
-        for s in subjects
-        if s is not None and s.country
-    ]
+    ids, jurisdictions = _subjects(session, subject_ids)
     found = {parse_regime(r) for r in regimes} | regimes_for_jurisdictions(jurisdictions)
     if not found:
         raise InputError("no regime applies: give --regime or affected subjects with a country")
@@ -192,6 +201,7 @@ def report_breach(
         law_enforcement_delay=law_enforcement_delay,
         third_party_source=third_party_source,
         identity_services=identity_services,
+        secondary_damage=secondary_damage,
         now=now,
     )
     _occurrence({**facts, "occurred_at": occurred_at}, None)
@@ -249,22 +259,46 @@ def update_breach(
     actor: str = "smt",
     policy: Policy | None = None,
     now: datetime | None = None,
+    subject_ids: Iterable[str] = (),
     **facts: Any,
 ) -> BreachIncident:
     """Add or correct facts (nature, contact, categories, measures, counts, cause, prevention,
-    small agent, occurrence time); the deadlines follow."""
+    small agent, occurrence time) and link more affected subjects (*subject_ids*: they get
+    their notices on the next notify; regimes of their countries are added); the deadlines
+    follow."""
     now = now or datetime.now(UTC)
     changes = _fact_changes(**facts, now=now)
-    if not changes:
+    linked_ids = {link.subject_id for link in incident.subjects}
+    ids, jurisdictions = _subjects(session, subject_ids)
+    new_ids = [s for s in ids if s not in linked_ids]
+    if ids and not new_ids:
+        raise InputError("every subject given is already linked to the incident")
+    if not changes and not new_ids:
         raise InputError("nothing to update; give at least one fact (see `smt breach update -h`)")
+    if new_ids:
+        found = regimes_for_jurisdictions(jurisdictions)
+        regimes = sorted(set(incident.regimes) | {r.value for r in found})
+        if regimes != sorted(incident.regimes):
+            changes["regimes"] = regimes
     if "occurred_at" in changes and changes["occurred_at"] > incident.aware_at:
         raise InputError("occurred_at is after aware_at; a breach occurs before one learns of it")
     _occurrence(changes, incident)
-    linked = len(incident.subjects)
-    if changes.get("affected_subjects", linked) < linked:
-        raise InputError(f"affected is below the {linked} subjects linked to the incident")
+    linked = len(incident.subjects) + len(new_ids)
+    if changes.get("affected_subjects", incident.affected_subjects) < linked:
+        raise InputError(
+            f"affected is below the {linked} subjects linked to the incident; raise it too"
+            " (--affected N)"
+        )
+    incident.subjects.extend(BreachSubject(subject_id=s) for s in new_ids)
     return transition(
-        session, incident, E.UPDATE, actor=actor, changes=changes, policy=policy, now=now
+        session,
+        incident,
+        E.UPDATE,
+        actor=actor,
+        changes=changes,
+        details={"subjects_linked": len(new_ids)} if new_ids else None,
+        policy=policy,
+        now=now,
     )
 
 

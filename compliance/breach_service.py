@@ -108,6 +108,9 @@ def notify(
     final: bool = False,
     complement: str | None = None,
     business: str | None = None,
+    notified_otherwise: int | None = None,
+    channel: str | None = None,
+    otherwise_regimes: list[str] | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     with transaction(factory) as s:
@@ -123,6 +126,9 @@ def notify(
             final=final,
             complement=complement,
             business=business,
+            notified_otherwise=notified_otherwise,
+            channel=channel,
+            otherwise_regimes=otherwise_regimes,
         )
         return {**result.as_json(), "status": incident.status, "phase": incident.phase}
 

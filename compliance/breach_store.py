@@ -73,6 +73,8 @@ TRANSITIONS: dict[tuple[BreachStatus | None, BreachEvent], BreachStatus] = {
     (B.ASSESSED, E.CLOSE): B.CLOSED,
     (B.NOTIFIED, E.CLOSE): B.CLOSED,
 }
+# Notice audience of a record of subject notices sent by other means (no file; counted)
+SUBJECTS_OTHER = "subjects_other"
 NEEDS_REASON = frozenset({E.CLOSE})
 # NOTIFY recomputes too: California's Attorney General clock and LGPD's complement run from
 # the first notices.
@@ -98,6 +100,7 @@ FACT_FIELDS = frozenset(
         "law_enforcement_delay",
         "third_party_source",
         "identity_services",
+        "secondary_damage",
     }
 )
 ASSESS_FIELDS = frozenset(
@@ -122,15 +125,25 @@ ALLOWED_CHANGES: dict[BreachEvent, frozenset[str]] = {
 }
 
 
+def covered_regimes(notice: Any) -> list[str]:
+    """The regimes a subject notice (or a record of notices sent by other means) counts for:
+    its own, or every regime a fallback notice stands in for (``detail["covers"]``)."""
+    return list(notice.detail.get("covers") or [notice.regime])
+
+
 def _first_notices(incident: BreachIncident, audience: str) -> dict[Regime, datetime]:
+    """First notice per regime; for subjects, notices sent by other means count too (the
+    stricter reading: California's Attorney General clock starts at the earliest)."""
+    audiences = {audience, SUBJECTS_OTHER} if audience == "subject" else {audience}
     first: dict[Regime, datetime] = {}
     for n in incident.notices:
-        if n.audience != audience or (
+        if n.audience not in audiences or (
             audience == "authority" and n.detail.get("obligation", "authority") != "authority"
         ):
             continue
-        r = Regime(n.regime)
-        first[r] = min(first.get(r, n.produced_at), n.produced_at)
+        for name in covered_regimes(n) if audience == "subject" else [n.regime]:
+            r = Regime(name)
+            first[r] = min(first.get(r, n.produced_at), n.produced_at)
     return first
 
 
@@ -145,6 +158,7 @@ def facts_of(incident: BreachIncident) -> BreachFacts:
         disproportionate_effort=incident.disproportionate_effort,
         assessed_at=incident.assessed_at,
         pdpa_notifiable_at=incident.pdpa_notifiable_at,
+        pdpa_harm_at=incident.pdpa_harm_at,
         unlawful_purpose=incident.unlawful_purpose,
         affected_by_regime={Regime(k): v for k, v in incident.affected_by_regime.items()},
         small_agent=bool(incident.small_agent),
@@ -167,6 +181,13 @@ def sync_deadlines(incident: BreachIncident, policy: Policy | None = None) -> li
                 incident.pdpa_notifiable_at is None or at < incident.pdpa_notifiable_at
             ):
                 incident.pdpa_notifiable_at = at
+        if (d.regime, d.obligation.value) == (Regime.PDPA, "subjects"):
+            # s. 26D(2): remember the first assessment that found significant harm
+            at = incident.assessed_at
+            if incident.high_risk and at is not None and (
+                incident.pdpa_harm_at is None or at < incident.pdpa_harm_at
+            ):
+                incident.pdpa_harm_at = at
     rows = {(d.regime, d.obligation): d for d in incident.deadlines}
     wanted = set()
     for d in plan.deadlines:
@@ -304,18 +325,23 @@ def mark_deadline(
             "regime": deadline.regime,
             "obligation": deadline.obligation,
             "due_at": deadline.due_at.isoformat() if deadline.due_at else None,
-            "state": deadline_state(deadline),
+            "state": deadline_state(deadline, now),
         },
         actor=actor,
         now=now,
     )
 
 
-def deadline_state(d: BreachDeadline) -> str:
-    """``met``, ``late`` (done after the deadline), ``missed`` (past, not done) or ``open``."""
+def deadline_state(d: BreachDeadline, now: datetime | None = None) -> str:
+    """``met``, ``late`` (done after the deadline), ``missed`` (not done and past its due time
+    at *now*, default the current time, whether or not the escalation flow has marked it yet,
+    as ``compliance.requests.deadline_state``) or ``open``."""
     if d.met_at is not None:
         return "late" if d.due_at is not None and d.met_at > d.due_at else "met"
-    return "missed" if d.missed_at is not None else "open"
+    if d.missed_at is not None:
+        return "missed"
+    now = now or datetime.now(UTC)
+    return "missed" if d.due_at is not None and now > d.due_at else "open"
 
 
 def get_incident(session: Session, breach_id: str) -> BreachIncident:
@@ -355,9 +381,12 @@ def open_deadlines(session: Session) -> list[BreachDeadline]:
     )
 
 
-def describe(incident: BreachIncident) -> dict[str, Any]:
-    """The JSON the CLI prints: ids, status, deadlines (local ISO times), exemptions."""
+def describe(incident: BreachIncident, now: datetime | None = None) -> dict[str, Any]:
+    """The JSON the CLI prints: ids, status, deadlines (local ISO times and the authority's
+    zone, ``tz``; the state at *now*), exemptions."""
     from zoneinfo import ZoneInfo
+
+    now = now or datetime.now(UTC)
 
     def iso(d: BreachDeadline) -> str | None:
         return d.due_at.astimezone(ZoneInfo(d.tz)).isoformat() if d.due_at else None
@@ -374,7 +403,8 @@ def describe(incident: BreachIncident) -> dict[str, Any]:
                 "due_at": iso(d),
                 "statutory": d.statutory,
                 "basis": d.basis,
-                "state": deadline_state(d),
+                "tz": d.tz,
+                "state": deadline_state(d, now),
                 "owed": d.owed is not False,
             }
             for d in incident.deadlines
@@ -387,7 +417,9 @@ def describe(incident: BreachIncident) -> dict[str, Any]:
 
 
 __all__ = [
+    "SUBJECTS_OTHER",
     "BreachEvent",
+    "covered_regimes",
     "deadline_state",
     "missing_of",
     "BreachStatus",

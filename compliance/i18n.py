@@ -93,6 +93,12 @@ def _load(locale: str, locales_dir: Path) -> _gettext.GNUTranslations:
     return _gettext.GNUTranslations(io.BytesIO(data))
 
 
+# Date and time joined as running text says it, where CLDR's "long" pattern only puts a
+# space between them (pt: "30 de novembro de 2026 às 23:04", CLDR's atTime form).
+DATETIME_JOINS: dict[str, str] = {"pt_BR": "{1} às {0}"}
+# Locales whose parentheses are full-width and take no space: 9:00（日本標準時）
+FULLWIDTH_LOCALES = frozenset({"ja", "zh"})
+
 _DateTime = datetime  # the method Translator.datetime shadows the type inside the class
 
 
@@ -117,9 +123,15 @@ class Translator:
         return format_time(when, format=fmt, tzinfo=self.tz, locale=self.locale)
 
     def datetime(self, when: datetime) -> str:
-        """Long date, short time and the zone's long name, joined the locale's way."""
-        pattern = str(get_datetime_format("long", locale=self.locale)).replace("'", "")
-        return pattern.format(self.time(when), self.date(when)) + f" ({self.tz_name(when)})"
+        """Long date, short time and the zone's long name, joined the locale's way (CLDR's
+        pattern, or :data:`DATETIME_JOINS` where it reads badly in running text); the zone
+        in the locale's parentheses (full-width in Japanese and Chinese)."""
+        pattern = DATETIME_JOINS.get(self.locale) or str(
+            get_datetime_format("long", locale=self.locale)
+        ).replace("'", "")
+        zone = self.tz_name(when)
+        paren = f"（{zone}）" if self.locale in FULLWIDTH_LOCALES else f" ({zone})"
+        return pattern.format(self.time(when), self.date(when)) + paren
 
     def number(self, value: int | float | Decimal) -> str:
         return format_decimal(value, locale=self.locale)

@@ -10,11 +10,12 @@
     smt breach update ID [--nature ...] [--contact ...] [--category C ...] [--measure M ...]
                       [--affected N] [--records N] [--cause ...] [--prevention ...]
                       [--small-agent | --no-small-agent] [--occurred-at ISO] ... (as report)
+                      [--subject S ...] [--secondary-damage TEXT]
     smt breach assess ID --likelihood 1-4 --severity 1-4 [--assessed-at ISO] [--high-risk]
                       [--encrypted] [--risk-removed] [--disproportionate-effort]
                       [--unlawful-purpose]
     smt breach notify ID [--output URL] [--authority-locale L] [--late-reasons TEXT] [--final]
-                      [--complement TEXT]
+                      [--complement TEXT] [--notified-otherwise N --channel TEXT [--regime R]]
     smt breach close ID --reason TEXT [--unmet-ok]
     smt breach status ID
     smt breach list [--status reported|assessed|notified|closed]
@@ -193,6 +194,11 @@ def _fact_options(p: argparse.ArgumentParser, *, defaults: bool) -> None:
         " cost) and how to take it up; California, identity data exposed (1798.82(d)(2)(G))",
     )
     p.add_argument(
+        "--secondary-damage",
+        type=_block,
+        help="secondary damage or its risk (APPI Rules Art. 8(1)(v); in APPI subject notices)",
+    )
+    p.add_argument(
         "--small-agent",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -220,6 +226,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _risk_flags(p)
     p = _leaf(sub, "update", "add or correct the facts of an incident", _update)
     p.add_argument("id", type=_id)
+    p.add_argument(
+        "--subject",
+        action="append",
+        type=_id,
+        default=[],
+        help="link another affected subject (repeatable); notified on the next notify",
+    )
     _fact_options(p, defaults=False)
     p = _leaf(sub, "assess", "record the risk assessment and recompute deadlines", _assess)
     p.add_argument("id", type=_id)
@@ -239,6 +252,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--complement",
         type=_block,
         help="complementary information for an update (LGPD complement, GDPR Art. 33(4))",
+    )
+    p.add_argument(
+        "--notified-otherwise",
+        type=_count,
+        metavar="N",
+        help="N more affected subjects were notified by other means (with --channel); counted"
+        " toward the subjects deadlines",
+    )
+    p.add_argument("--channel", type=_text, help="how they were notified (e.g. postal letter)")
+    p.add_argument(
+        "--regime",
+        action="append",
+        type=_regime,
+        help="regime(s) the --notified-otherwise record counts for (default: every open one)",
     )
     p = _leaf(sub, "close", "close an incident (audited, with a reason)", _close)
     p.add_argument("id", type=_id)
@@ -275,6 +302,7 @@ def _facts(a: argparse.Namespace) -> dict[str, Any]:
         "law_enforcement_delay": a.law_enforcement_delay,
         "third_party_source": a.third_party_source,
         "identity_services": a.identity_services,
+        "secondary_damage": a.secondary_damage,
     }
 
 
@@ -303,7 +331,9 @@ def _report(a: argparse.Namespace) -> dict[str, Any]:
 
 def _update(a: argparse.Namespace) -> dict[str, Any]:
     facts = {k: v for k, v in _facts(a).items() if v is not None}
-    return breach_service.update(_store(), a.id, actor=_actor(), **facts)
+    return breach_service.update(
+        _store(), a.id, actor=_actor(), subject_ids=a.subject, **facts
+    )
 
 
 def _assess(a: argparse.Namespace) -> dict[str, Any]:
@@ -334,6 +364,9 @@ def _notify(a: argparse.Namespace) -> dict[str, Any]:
         final=a.final,
         complement=a.complement,
         business=settings.breach_business_name,
+        notified_otherwise=a.notified_otherwise,
+        channel=a.channel,
+        otherwise_regimes=a.regime,
     )
 
 
@@ -357,12 +390,15 @@ def _summary(out: dict[str, Any], locale: str) -> str:
     if "deadlines" not in out:
         return "\n".join(f"{k}: {v}" for k, v in out.items())
     open_ = [d for d in out["deadlines"] if d["state"] == "open"]
-    dues = sorted(datetime.fromisoformat(d["due_at"]) for d in open_ if d["due_at"])
-    return cli_summary(
+    dues = sorted(
+        (datetime.fromisoformat(d["due_at"]), d.get("tz") or "UTC") for d in open_ if d["due_at"]
+    )
+    return cli_summary(  # the next deadline shown in its authority's zone
         reference=out["id"],
         open_deadlines=len(open_),
-        next_due=dues[0] if dues else None,
+        next_due=dues[0][0] if dues else None,
         locale=locale,
+        tz=dues[0][1] if dues else "UTC",
     )
 
 

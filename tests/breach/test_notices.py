@@ -179,5 +179,5 @@ def test_appi_notice_carries_cause_and_prevention_and_final_title():
            "basis": "APPI Rules Art. 8(2)"}
     )
     body = render_authority_notice(c, locale="ja", tz="Asia/Tokyo").body
-    assert "APPI Rules Art. 8(2)に基づく確報" in body
+    assert "個人情報保護法施行規則第8条第2項に基づく確報" in body  # cited the Japanese way
     assert "漏えい等の原因：phishing" in body and "再発防止策：MFA" in body

@@ -35,10 +35,10 @@ COMPLETE = dict(
 )
 
 
-def _state(inc, regime, obligation):
+def _state(inc, regime, obligation, now=AWARE):
     (d,) = [
         d
-        for d in describe(inc)["deadlines"]
+        for d in describe(inc, now)["deadlines"]
         if (d["regime"], d["obligation"]) == (regime, obligation)
     ]
     return d
@@ -59,7 +59,8 @@ def test_notify_refuses_incomplete_incident_and_names_what_is_missing(factory, t
     with transaction(factory) as s:
         assert s.scalar(select(func.count()).select_from(BreachNotice)) == 0
         assert s.get(BreachIncident, bid).status == "assessed"
-        assert all(d["state"] == "open" for d in describe(s.get(BreachIncident, bid))["deadlines"])
+        deadlines = describe(s.get(BreachIncident, bid), AWARE)["deadlines"]
+        assert all(d["state"] == "open" for d in deadlines)
     assert not out.exists()
     with transaction(factory) as s:  # completed by an update, then it goes out
         inc = s.get(BreachIncident, bid)
@@ -99,7 +100,11 @@ def test_subject_without_country_or_locale_gets_a_flagged_notice_and_deadline_wa
         assert (res.subjects, res.fallbacks, res.by_locale) == (2, 1, {"en": 1, "fr": 1})
         assert res.pending == {"gdpr": 3}
         flagged = [n for n in inc.notices if n.audience == "subject" and n.locale == "en"]
-        assert flagged[0].detail == {"locale_fallback": True, "jurisdiction_fallback": True}
+        assert flagged[0].detail == {
+            "locale_fallback": True,
+            "jurisdiction_fallback": True,
+            "covers": ["gdpr"],
+        }
         body = Path(flagged[0].url).read_text("utf-8")
         assert "What happened: Support database exposed" in body  # Art. 34(2): the nature
         assert _state(inc, "gdpr", "subjects")["state"] == "open"  # 3 not reached: not met

@@ -133,9 +133,8 @@ def test_updates_cite_their_own_regime_and_the_appi_final_report_is_a_final_repo
             _content(phase=2, regime=regime), locale=locale, tz="UTC"
         ).body
         assert ("33(4)" in body) is (regime == "gdpr"), regime
-    assert "ANPD Res. 15/2024" in render_authority_notice(
-        _content(phase=2, regime="lgpd"), locale="pt_BR", tz="UTC"
-    ).body
+    pt = render_authority_notice(_content(phase=2, regime="lgpd"), locale="pt_BR", tz="UTC").body
+    assert "nos termos da Resolução CD/ANPD nº 15/2024" in pt  # cited the Brazilian way
     final = render_authority_notice(
         _content(phase=2, regime="appi", final=True, basis="APPI Rules Art. 8(2)"),
         locale="en",
@@ -156,7 +155,7 @@ def test_lgpd_complement_needs_something_new(factory, tmp_path: Path):
         update_breach(s, inc, records=40, now=AWARE + timedelta(days=3))  # same value: nothing
         with pytest.raises(InvalidTransitionError, match="smt breach update"):
             produce_notices(s, inc, output_url=out, now=AWARE + timedelta(days=3))
-        assert _row(describe(inc), "lgpd", "authority_complement")["state"] == "open"
+        assert _row(describe(inc, AWARE), "lgpd", "authority_complement")["state"] == "open"
         update_breach(s, inc, records=55, now=AWARE + timedelta(days=4))  # a changed fact
         produce_notices(s, inc, output_url=out, now=AWARE + timedelta(days=5))
         assert _row(describe(inc), "lgpd", "authority_complement")["state"] == "met"
@@ -221,7 +220,12 @@ def test_subject_without_country_gets_english_not_the_first_regimes_language(
         res = produce_notices(s, inc, output_url=str(tmp_path), now=AWARE + timedelta(hours=1))
         (notice,) = [n for n in inc.notices if n.audience == "subject"]
         assert (notice.locale, res.by_locale) == ("en", {"en": 1})
-        assert notice.detail == {"locale_fallback": True, "jurisdiction_fallback": True}
+        # owed under every regime of the incident: counted for each (covers)
+        assert notice.detail == {
+            "locale_fallback": True,
+            "jurisdiction_fallback": True,
+            "covers": ["appi", "lgpd"],
+        }
 
 
 # 5, 6. Inputs are never dropped, crash or pass unbounded: see BAD_INPUTS in
