@@ -13,8 +13,7 @@ Languages: each authority its own (:data:`AUTHORITY_LOCALES`; GDPR's lead author
 setting); each subject the subject's locale, else the language of the subject's country or
 else English, flagged ``locale_fallback`` in the notice record (never a regime's language: a
 subject whose country we do not know gets English, not Japanese because ``appi`` sorts first).
-A subject with no stored country still gets a notice, under the incident's first regime that
-owes one.  Such a subject is owed a notice under EVERY regime of the incident that owes
+A subject with no stored country still gets a notice.  Such a subject is owed a notice under EVERY regime of the incident that owes
 subjects notices (stricter reading: we cannot rule any of them out): one notice is produced
 (California's format when California owes one, else the common text, which then also carries
 what APPI Rules Art. 10 asks), flagged ``jurisdiction_fallback``, and counts for each of those
