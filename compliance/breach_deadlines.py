@@ -25,6 +25,8 @@ import holidays
 from mpc.errors import InputError
 
 PDPA_GUIDE = "PDPC Guide on Managing and Notifying Data Breaches"
+# APPI Enforcement Rules Art. 7(i) (sensitive data) and (ii) (risk of financial loss)
+APPI_ALWAYS_REPORTABLE = frozenset({"health", "financial", "credentials"})
 
 
 class Regime(StrEnum):
@@ -148,6 +150,7 @@ class BreachFacts:
     pdpa_harm_at: datetime | None = None
     unlawful_purpose: bool = False  # APPI: final report within 60 days instead of 30
     affected_by_regime: Mapping[Regime, int] = field(default_factory=dict)
+    categories: frozenset[str] = frozenset()  # codes of compliance.breach_notices.CATEGORIES
     small_agent: bool = False  # LGPD: agente de tratamento de pequeno porte (doubled deadlines)
     # first notice produced, per regime: the clocks that run from a notification
     authority_notified_at: Mapping[Regime, datetime] = field(default_factory=dict)
@@ -318,7 +321,17 @@ def compute_deadlines(facts: BreachFacts, policy: Policy | None = None) -> Deadl
                 ag_due = _end_of_day(start + timedelta(days=15), tz)
                 add(r, Obligation.ATTORNEY_GENERAL, ag_due, True, "Cal. Civ. Code 1798.82(f) (SB 446)")
         elif r is Regime.APPI:
-            reportable = high or facts.unlawful_purpose or facts.count(r) > p.appi_reportable_count
+            # APPI Art. 26(1) with Enforcement Rules Art. 7: reportable when (i) sensitive
+            # personal data (要配慮個人情報: health) or (ii) data whose misuse may cause
+            # financial loss (financial data, login credentials) is involved, whatever the
+            # number or assessed risk; (iii) an unlawful purpose; (iv) more than 1,000 persons.
+            # We also treat a high assessed risk as reportable (stricter).  Sure: high.
+            reportable = (
+                high
+                or facts.unlawful_purpose
+                or facts.count(r) > p.appi_reportable_count
+                or bool(facts.categories & APPI_ALWAYS_REPORTABLE)
+            )
             if facts.encrypted and not facts.unlawful_purpose:
                 exempt(r, Obligation.AUTHORITY, ExemptionReason.ENCRYPTED)
                 continue

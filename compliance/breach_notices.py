@@ -348,6 +348,10 @@ def render_california_notice(
     else:
         happened.append(_("The date of the breach is not yet known."))
     happened.append(_("We discovered the breach on %(date)s.") % {"date": t.date(c.aware_at)})
+    # the likely consequences: not among (d)(2)'s items, but owed to the same readers when this
+    # notice also stands in for GDPR Art. 34(2), PDPA or LGPD Art. 48 §1 III (a subject whose
+    # country is unknown); extra plain-language content is allowed, so it is always stated
+    happened.append(_(CONSEQUENCES[c.risk]))
     happened.extend(_appi_subject_lines(t, c))  # a fallback notice standing in for APPI's
     # (D): stated either way (police not informed: no investigation could delay it)
     happened.append(

@@ -162,6 +162,7 @@ def facts_of(incident: BreachIncident) -> BreachFacts:
         unlawful_purpose=incident.unlawful_purpose,
         affected_by_regime={Regime(k): v for k, v in incident.affected_by_regime.items()},
         small_agent=bool(incident.small_agent),
+        categories=frozenset(incident.categories or []),
         authority_notified_at=_first_notices(incident, "authority"),
         subjects_notified_at=_first_notices(incident, "subject"),
     )

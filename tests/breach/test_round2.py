@@ -215,3 +215,39 @@ def test_citations_and_date_times_per_language():
     assert "本人" in ja and "データ主体" not in ja and "（日本標準時）" in ja
     ja_issued = render_subject_notice(c, locale="ja", tz="Asia/Tokyo", issued_at=AWARE).body
     assert "17:00（日本標準時）" in ja_issued and " (日本標準時)" not in ja_issued
+
+
+# Round 3: APPI Rules Art. 7(i),(ii): health, financial data or credentials are reportable
+# whatever the number or the assessed risk.
+@pytest.mark.parametrize("category,reportable", [
+    ("health", True), ("financial", True), ("credentials", True), ("contact", False),
+])
+def test_appi_sensitive_or_financial_data_is_always_reportable(category, reportable):
+    from compliance.breach_deadlines import BreachFacts, Obligation, Regime, compute_deadlines
+
+    plan = compute_deadlines(BreachFacts(
+        aware_at=AWARE, regimes=frozenset({Regime.APPI}), affected=5, risk=RiskLevel.MEDIUM,
+        categories=frozenset({category}),
+    ))
+    owed = {d.obligation for d in plan.deadlines}
+    assert (Obligation.AUTHORITY_FINAL in owed) is reportable
+    assert (Obligation.SUBJECTS in owed) is reportable
+
+
+# Round 3: a California-format notice standing in for GDPR (unknown country) states the likely
+# consequences (GDPR Art. 34(2) -> 33(3)(c); PDPA, LGPD Art. 48 §1 III alike).
+def test_california_format_fallback_notice_states_the_consequences(factory, tmp_path):
+    _add(factory, "s-none", None)
+    with transaction(factory) as s:
+        inc = report_breach(
+            s, aware_at=AWARE, regimes=["gdpr", "california"], subject_ids=["s-none"],
+            affected=1, high_risk=True, assessed_at=AWARE, now=AWARE,
+            **{**COMPLETE, "law_enforcement_delay": False},
+        )
+        produce_notices(s, inc, output_url=str(tmp_path), now=AWARE + timedelta(hours=1),
+                        late_reasons="test", business="Example Corp")
+        (notice,) = [n for n in inc.notices if n.audience == "subject"]
+        assert set(notice.detail["covers"]) == {"california", "gdpr"}
+        text = Path(notice.url).read_text("utf-8")
+    assert "What Happened" in text
+    assert "identity theft, financial loss or other serious harm" in text
