@@ -19,10 +19,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from compliance import retention
-from compliance.i18n import DEFAULT_LOCALE, N_, translator
+from compliance.i18n import N_, translator, translator_or_fallback
 from compliance.models import DataSubjectRequest, InferenceRun, Regime, Subject
 from compliance.runs import INPUTS, QUARANTINE, REGION_REGIME, RESULTS
-from mpc.errors import InputError
 
 PURPOSES = (
     N_(
@@ -115,11 +114,7 @@ def information(
     session: Session, request: DataSubjectRequest, subject: Subject, runs: list[InferenceRun]
 ) -> dict[str, Any]:
     """Art. 15(1)(a)-(h) and 15(2), translated; ``runs``: the runs that hold the subject's data."""
-    locale, fallback = subject.locale or DEFAULT_LOCALE, subject.locale is None
-    try:
-        t = translator(locale, subject.time_zone or "UTC")
-    except InputError:
-        t, fallback = translator(DEFAULT_LOCALE, subject.time_zone or "UTC"), True
+    t, fallback = translator_or_fallback(subject.locale, subject.time_zone)
     _ = t.gettext
     # retention follows the region the data is processed in (as ``compliance.retention`` does)
     home = REGION_REGIME.get(subject.region or "")

@@ -201,6 +201,10 @@ def _write(url: str, text: str) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _authority_url(base: str, d: BreachDeadline, phase: int, locale: str) -> str:
+    return f"{base}/authority/{d.regime}-{d.obligation}-phase{phase}.{locale}.txt"
+
+
 def _pseudonym(breach_id: str, subject_id: str) -> str:
     """HMAC-SHA256 of breach and subject id under a key derived from the audit key (kept
     outside the database, as ``compliance.suppression`` does with its own label)."""
@@ -356,7 +360,7 @@ def produce_notices(
             complement=complement,
         )
         notice = render_authority_notice(content, locale=locale, tz=d.tz)
-        url = f"{base}/authority/{d.regime}-{d.obligation}-phase{phase}.{notice.locale}.txt"
+        url = _authority_url(base, d, phase, notice.locale)
         _record(
             session,
             incident,
@@ -707,7 +711,7 @@ def _attorney_general(
             tz=d.tz,
             issued_at=now,
         )
-        url = f"{base}/authority/{d.regime}-{d.obligation}-phase{phase}.{notice.locale}.txt"
+        url = _authority_url(base, d, phase, notice.locale)
         _record(
             session,
             incident,

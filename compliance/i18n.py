@@ -168,3 +168,14 @@ def translator(
         if tr is None:
             tr = _cache[key] = _load(loc, locales_dir)
     return Translator(locale=loc, tz=zone, _tr=tr)
+
+
+def translator_or_fallback(locale: str | None, tz: str | None) -> tuple[Translator, bool]:
+    """A translator for a subject's stored ``locale`` and zone; English (``DEFAULT_LOCALE``) when
+    none is stored or it is not supported.  Returns it and whether the fallback was used."""
+    if locale:
+        try:
+            return translator(locale, tz or "UTC"), False
+        except InputError:
+            pass
+    return translator(DEFAULT_LOCALE, tz or "UTC"), True

@@ -27,9 +27,8 @@ from sqlalchemy.orm import Session
 
 from compliance import audit
 from compliance.errors import ComplianceError
-from compliance.i18n import DEFAULT_LOCALE, translator
+from compliance.i18n import translator_or_fallback
 from compliance.models import DataSubjectRequest, Regime, RequestStatus, RequestType, Subject
-from mpc.errors import InputError
 
 INTERIM_TYPES = frozenset({RequestType.RECTIFICATION, RequestType.OBJECTION})
 
@@ -70,11 +69,7 @@ def notice(subject: Subject, *, since: datetime | None, reason: str, now: dateti
     Two texts: processing may resume; or it does not, because an objection or opt-out now
     applies in the restriction's place (an upheld objection must not read as "we may process
     your data again")."""
-    locale, flagged = subject.locale or DEFAULT_LOCALE, subject.locale is None
-    try:
-        t = translator(locale, subject.time_zone or "UTC")
-    except InputError:
-        t, flagged = translator(DEFAULT_LOCALE, subject.time_zone or "UTC"), True
+    t, flagged = translator_or_fallback(subject.locale, subject.time_zone)
     _ = t.gettext
     resumes = not (subject.objected or subject.opted_out)
     if resumes:
@@ -139,8 +134,7 @@ def release(
         return None
     produced = notice(subject, since=None, reason=reason, now=now)
     for g in ended:  # deliver with the answer of each request whose ground ended
-        kind, _, rid = g.partition(":")
-        request = session.get(DataSubjectRequest, rid) if kind == "request" else None
+        request = _request_of(session, g)
         if request is not None:
             request.result = {**(request.result or {}), "restriction_notice": produced}
     audit.append(
@@ -167,9 +161,14 @@ def release(
     return produced
 
 
-def _pending_interim(session: Session, ground_: str) -> bool:
+def _request_of(session: Session, ground_: str) -> DataSubjectRequest | None:
+    """The request a ``request:<id>`` ground names (None for other grounds or a gone request)."""
     kind, _, rid = ground_.partition(":")
-    request = session.get(DataSubjectRequest, rid) if kind == "request" else None
+    return session.get(DataSubjectRequest, rid) if kind == "request" else None
+
+
+def _pending_interim(session: Session, ground_: str) -> bool:
+    request = _request_of(session, ground_)
     return (
         request is not None
         and needs_interim(request)
