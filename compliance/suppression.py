@@ -44,10 +44,13 @@ REASONS = {
 _LABEL = b"smt suppression v1"
 
 
-def ref(subject_id: str) -> str:
-    """The keyed hash the store keeps instead of the id."""
-    key = hmac.new(audit.audit_key(), _LABEL, hashlib.sha256).digest()
-    return hmac.new(key, subject_id.encode(), hashlib.sha256).hexdigest()
+def _key() -> bytes:
+    return hmac.new(audit.audit_key(), _LABEL, hashlib.sha256).digest()
+
+
+def ref(subject_id: str, key: bytes | None = None) -> str:
+    """The keyed hash the store keeps instead of the id (``key``: ``_key()``, once per batch)."""
+    return hmac.new(key or _key(), subject_id.encode(), hashlib.sha256).hexdigest()
 
 
 def grounds(session: Session, subject: Subject) -> list[tuple[str, str]]:
@@ -148,7 +151,8 @@ def suppressed(
     session: Session, subject_ids: Iterable[str], *, purpose: str
 ) -> dict[str, ExclusionReason]:
     """Subject id -> the exclusion reason of its suppression, for the ids that have one."""
-    refs = {ref(sid): sid for sid in set(subject_ids)}
+    key = _key()  # the gate's hot path: derive the key once, not per subject
+    refs = {ref(sid, key): sid for sid in set(subject_ids)}
     out: dict[str, ExclusionReason] = {}
     keys = sorted(refs)
     for chunk in (keys[i : i + 500] for i in range(0, len(keys), 500)):
